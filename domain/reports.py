@@ -1,0 +1,69 @@
+"""Radiology reports: drafts, verification, and addenda after verification."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import msgspec
+
+from domain.errors import Conflict
+from domain.state_machine import TransitionTable
+from domain.values import Id
+
+
+class ReportType(enum.StrEnum):
+    PRELIMINARY = "preliminary"
+    FINAL = "final"
+    ADDENDUM = "addendum"
+
+
+class ReportStatus(enum.StrEnum):
+    DRAFT = "draft"
+    VERIFIED = "verified"
+
+
+REPORT_TRANSITIONS: TransitionTable[ReportStatus] = TransitionTable(
+    "report", {ReportStatus.DRAFT: {ReportStatus.VERIFIED}, ReportStatus.VERIFIED: set()}
+)
+
+
+class Report(msgspec.Struct, frozen=True, kw_only=True):
+    id: Id
+    centre_id: Id
+    study_id: Id
+    findings: str
+    impression: str
+    type: ReportType = ReportType.PRELIMINARY
+    status: ReportStatus = ReportStatus.DRAFT
+    is_ai_generated: bool = False
+    author_id: Id | None = None
+    amends_report_id: Id | None = None
+    """For an addendum: the verified report it amends."""
+    verified_by: Id | None = None
+    verified_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+    def edit(self, *, findings: str | None, impression: str | None, at: datetime) -> Report:
+        """Change a draft. A verified report is immutable: corrections are addenda."""
+        if self.status is ReportStatus.VERIFIED:
+            raise Conflict("a verified report cannot be edited; create an addendum instead")
+        return msgspec.structs.replace(
+            self,
+            findings=self.findings if findings is None else findings,
+            impression=self.impression if impression is None else impression,
+            updated_at=at,
+        )
+
+    def verify(self, verifier_id: Id, *, at: datetime) -> Report:
+        REPORT_TRANSITIONS.check(self.status, ReportStatus.VERIFIED)
+        return msgspec.structs.replace(
+            self,
+            status=ReportStatus.VERIFIED,
+            type=ReportType.ADDENDUM if self.type is ReportType.ADDENDUM else ReportType.FINAL,
+            verified_by=verifier_id,
+            verified_at=at,
+            updated_at=at,
+        )

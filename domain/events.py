@@ -98,4 +98,4 @@ AnyEvent = (
     | ReportVerified
     | InvoiceIssued
 )
-"""Every concrete event, for decoding from the wire (``msgspec.json.decode(..., type=AnyEvent)``)."""
+"""Every concrete event, for decoding: ``msgspec.json.decode(data, type=AnyEvent)``."""

@@ -54,5 +54,7 @@ class InferenceEngine(Protocol):
     def load(self, manifest: ModelManifest) -> None:
         """Prepare the model once per process; later calls are no-ops."""
 
-    def run(self, manifest: ModelManifest, patch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def run(
+        self, manifest: ModelManifest, patch: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
         """Run one batch ``(n, 1, z, y, x)`` and return probabilities of the same layout."""

@@ -55,6 +55,7 @@ class UserRepository(Protocol):
     async def update(self, user: User) -> User: ...
     async def list(self, where: UserFilter, page: Page) -> list[User]:
         """Ordered by username."""
+
     async def count(self, where: UserFilter) -> int: ...
 
 

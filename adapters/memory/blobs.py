@@ -1,0 +1,84 @@
+"""A dict-backed ``BlobStore`` for tests and for teams embedding the domain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+
+from domain.errors import InvalidInput, Unavailable
+from domain.ports.blobs import BlobInfo, BlobNotFound, validate_blob_key
+
+
+class MemoryBlobStore:
+    """Keeps every object in a dict; a put becomes visible only once it is complete.
+
+    It has no presigned URLs: ``supports_presigned_urls`` is False and the presign methods
+    raise ``Unavailable``.
+    """
+
+    def __init__(self) -> None:
+        self._objects: dict[str, tuple[bytes, str | None]] = {}
+
+    @property
+    def supports_presigned_urls(self) -> bool:
+        return False
+
+    async def put(
+        self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> BlobInfo:
+        validate_blob_key(key)
+        if isinstance(data, bytes | bytearray | memoryview):
+            body = bytes(data)
+        else:
+            body = b"".join([bytes(chunk) async for chunk in data])
+        self._objects[key] = (body, content_type)
+        return BlobInfo(key=key, size_bytes=len(body), content_type=content_type)
+
+    async def get(self, key: str) -> bytes:
+        validate_blob_key(key)
+        try:
+            return self._objects[key][0]
+        except KeyError:
+            raise BlobNotFound(key) from None
+
+    async def stream(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        if chunk_size < 1:
+            raise InvalidInput(f"chunk_size must be at least 1 byte, got {chunk_size}")
+        body = await self.get(key)
+        for start in range(0, len(body), chunk_size):
+            yield body[start : start + chunk_size]
+
+    async def head(self, key: str) -> BlobInfo | None:
+        validate_blob_key(key)
+        stored = self._objects.get(key)
+        if stored is None:
+            return None
+        body, content_type = stored
+        return BlobInfo(key=key, size_bytes=len(body), content_type=content_type)
+
+    async def exists(self, key: str) -> bool:
+        validate_blob_key(key)
+        return key in self._objects
+
+    async def delete(self, key: str) -> None:
+        validate_blob_key(key)
+        self._objects.pop(key, None)
+
+    async def presign_put(
+        self, key: str, *, expires_in_s: int, content_type: str | None = None
+    ) -> str:
+        validate_blob_key(key)
+        raise _no_presigning()
+
+    async def presign_get(self, key: str, *, expires_in_s: int) -> str:
+        validate_blob_key(key)
+        raise _no_presigning()
+
+    async def ping(self) -> None:
+        return None
+
+
+def _no_presigning() -> Unavailable:
+    return Unavailable(
+        "presigned URLs are not supported by the in-memory blob store; "
+        "check supports_presigned_urls before asking for one"
+    )

@@ -1,0 +1,301 @@
+"""``BlobStore`` on a local directory: atomic writes (temp file, fsync, rename, fsync dir)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from stat import S_ISREG
+from typing import BinaryIO
+
+import structlog
+
+from adapters.storage.presigning import UrlSigner, presigning_not_configured
+from domain.errors import Conflict, InvalidInput, Unavailable
+from domain.ports.blobs import BlobInfo, BlobNotFound, validate_blob_key
+
+log = structlog.get_logger(__name__)
+
+_CONTENT_TYPE_SUFFIX = ".content-type"
+_MAX_CONTENT_TYPE_LENGTH = 255
+
+
+class FilesystemBlobStore:
+    """Objects are files under ``root`` named by their key.
+
+    Every key is checked with ``validate_blob_key`` and its resolved path must lie inside
+    ``root``, so neither ``..`` nor a symlink can lead outside. A put writes a hidden temp
+    file next to the target, fsyncs it, renames it over the target and fsyncs the directory:
+    readers see the whole old object or the whole new one. The content type, when given,
+    lives in a hidden sidecar file (``.<name>.content-type``); hidden names can never be keys.
+
+    A key cannot be both an object and the prefix of another (``a`` and ``a/b``): the
+    second put raises ``Conflict``.
+
+    With ``signing_key`` and ``public_base_url`` it hands out HMAC-signed URLs that an HTTP
+    route serving ``public_base_url`` checks with :meth:`verify_presigned`.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        signing_key: bytes | None = None,
+        public_base_url: str | None = None,
+    ) -> None:
+        self._root = Path(root).expanduser().resolve()
+        self._signer = (
+            UrlSigner(signing_key=signing_key, public_base_url=public_base_url)
+            if signing_key is not None and public_base_url is not None
+            else None
+        )
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def supports_presigned_urls(self) -> bool:
+        return self._signer is not None
+
+    def path_for(self, key: str) -> Path:
+        """The file that holds ``key`` (it may not exist); raises ``InvalidInput`` for a key
+        that is not valid or whose path would resolve outside the root."""
+        validate_blob_key(key)
+        resolved = self._root.joinpath(*key.split("/")).resolve()
+        if resolved == self._root or not resolved.is_relative_to(self._root):
+            raise InvalidInput(f"blob key {key!r} resolves outside the blob store root")
+        return resolved
+
+    async def put(
+        self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> BlobInfo:
+        path = self.path_for(key)
+        _check_content_type(content_type)
+        handle, temp = await asyncio.to_thread(self._open_temp, key, path)
+        try:
+            if isinstance(data, bytes | bytearray | memoryview):
+                await asyncio.to_thread(handle.write, data)
+            else:
+                async for chunk in data:
+                    if chunk:
+                        await asyncio.to_thread(handle.write, chunk)
+            size = await asyncio.to_thread(_finish, handle, temp, path, key)
+        except BaseException:
+            handle.close()
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        await asyncio.to_thread(self._write_content_type, path, content_type)
+        log.debug("blob.put", key=key, size_bytes=size)
+        return BlobInfo(key=key, size_bytes=size, content_type=content_type)
+
+    async def get(self, key: str) -> bytes:
+        path = self.path_for(key)
+        return await asyncio.to_thread(_read_all, path, key)
+
+    async def stream(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        if chunk_size < 1:
+            raise InvalidInput(f"chunk_size must be at least 1 byte, got {chunk_size}")
+        path = self.path_for(key)
+        handle = await asyncio.to_thread(_open_for_read, path, key)
+        try:
+            while chunk := await asyncio.to_thread(handle.read, chunk_size):
+                yield chunk
+        finally:
+            handle.close()
+
+    async def head(self, key: str) -> BlobInfo | None:
+        path = self.path_for(key)
+        return await asyncio.to_thread(self._head, path, key)
+
+    async def exists(self, key: str) -> bool:
+        return await self.head(key) is not None
+
+    async def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        await asyncio.to_thread(_delete, path)
+
+    async def presign_put(
+        self, key: str, *, expires_in_s: int, content_type: str | None = None
+    ) -> str:
+        if self._signer is None:
+            validate_blob_key(key)
+            raise presigning_not_configured("filesystem")
+        return self._signer.url("PUT", key, expires_in_s=expires_in_s)
+
+    async def presign_get(self, key: str, *, expires_in_s: int) -> str:
+        if self._signer is None:
+            validate_blob_key(key)
+            raise presigning_not_configured("filesystem")
+        return self._signer.url("GET", key, expires_in_s=expires_in_s)
+
+    def verify_presigned(
+        self, method: str, key: str, expires: int, signature: str, *, now: float | None = None
+    ) -> bool:
+        """True when a URL from :meth:`presign_put` / :meth:`presign_get` for ``method`` and
+        ``key`` carried ``expires`` and ``signature`` and has not expired (constant-time
+        comparison). Always False when presigning is not configured."""
+        if self._signer is None:
+            return False
+        return self._signer.verify(method, key, expires, signature, now=now)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._ping)
+
+    # -- blocking helpers, run in worker threads ------------------------------------------
+
+    def _open_temp(self, key: str, path: Path) -> tuple[BinaryIO, Path]:
+        self._make_parents(key, path.parent)
+        try:
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except NotADirectoryError as err:
+            raise _prefix_conflict(key) from err
+        return os.fdopen(fd, "wb"), Path(name)
+
+    def _make_parents(self, key: str, directory: Path) -> None:
+        """``mkdir -p directory``, fsyncing each new directory's parent; a file in the way
+        inside the root means the key lies under an existing blob."""
+        missing: list[Path] = []
+        current = directory
+        while not current.is_dir():
+            if current.exists() and current.is_relative_to(self._root):
+                raise _prefix_conflict(key)
+            missing.append(current)
+            current = current.parent
+        for created in reversed(missing):
+            try:
+                created.mkdir()
+            except FileExistsError:
+                if created.is_dir():
+                    continue
+                raise _prefix_conflict(key) from None
+            except NotADirectoryError as err:
+                raise _prefix_conflict(key) from err
+            _fsync_directory(created.parent)
+
+    def _write_content_type(self, path: Path, content_type: str | None) -> None:
+        sidecar = _sidecar(path)
+        if content_type is None:
+            with contextlib.suppress(FileNotFoundError):
+                sidecar.unlink()
+            return
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{sidecar.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content_type.encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(name, sidecar)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
+        _fsync_directory(path.parent)
+
+    def _head(self, path: Path, key: str) -> BlobInfo | None:
+        try:
+            status = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not S_ISREG(status.st_mode):
+            return None
+        try:
+            content_type: str | None = _sidecar(path).read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            content_type = None
+        return BlobInfo(key=key, size_bytes=status.st_size, content_type=content_type)
+
+    def _ping(self) -> None:
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self._root, prefix=".ping.", suffix=".tmp")
+            try:
+                os.write(fd, b"ping")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(name)
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+            raise Unavailable(
+                f"blob store directory {str(self._root)!r} is not writable: {reason}"
+            ) from err
+
+
+def _finish(handle: BinaryIO, temp: Path, path: Path, key: str) -> int:
+    handle.flush()
+    os.fsync(handle.fileno())
+    size = os.fstat(handle.fileno()).st_size
+    handle.close()
+    try:
+        os.replace(temp, path)
+    except IsADirectoryError as err:
+        raise Conflict(
+            f"blob key {key!r} names a prefix of other blobs on the filesystem store"
+        ) from err
+    _fsync_directory(path.parent)
+    return size
+
+
+def _read_all(path: Path, key: str) -> bytes:
+    with _open_for_read(path, key) as handle:
+        return handle.read()
+
+
+def _open_for_read(path: Path, key: str) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
+        raise BlobNotFound(key) from err
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir():
+        return
+    removed = False
+    for target in (path, _sidecar(path)):
+        try:
+            target.unlink()
+            removed = True
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    if removed:
+        _fsync_directory(path.parent)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f".{path.name}{_CONTENT_TYPE_SUFFIX}")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_content_type(content_type: str | None) -> None:
+    if content_type is None:
+        return
+    if (
+        not content_type
+        or len(content_type) > _MAX_CONTENT_TYPE_LENGTH
+        or not content_type.isascii()
+        or not content_type.isprintable()
+    ):
+        raise InvalidInput(
+            f"content_type {content_type[:80]!r} must be 1..{_MAX_CONTENT_TYPE_LENGTH} "
+            "printable ASCII characters"
+        )
+
+
+def _prefix_conflict(key: str) -> Conflict:
+    return Conflict(
+        f"blob key {key!r} lies under an existing blob; the filesystem store cannot keep "
+        "an object and a prefix of the same name"
+    )

@@ -110,6 +110,9 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     scopes: frozenset[Scope] = frozenset()
     display: str = ""
     """A name for audit trails: a username or key prefix; never patient data."""
+    client_address: str | None = None
+    """Where the request came from, for the audit trail."""
+    request_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -122,6 +125,14 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     def has_scope(self, scope: Scope) -> bool:
         """Users act with their role's permissions; keys only with the scopes they were given."""
         return self.kind is not PrincipalKind.API_KEY or scope in self.scopes
+
+    def has_role(self, *roles: Role) -> bool:
+        return self.kind is PrincipalKind.SYSTEM or self.role in roles
+
+    def with_origin(self, *, client_address: str | None, request_id: str | None) -> Principal:
+        return msgspec.structs.replace(
+            self, client_address=client_address, request_id=request_id
+        )
 
 
 SYSTEM_PRINCIPAL = Principal(

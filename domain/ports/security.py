@@ -32,3 +32,15 @@ class TokenService(Protocol):
 
     def verify(self, token: str) -> TokenClaims:
         """Return the claims of a valid token; raise ``Unauthenticated`` otherwise."""
+
+
+class ApiKeySecrets(Protocol):
+    """Makes and checks API key secrets; only a hash of a key is ever stored."""
+
+    def generate(self) -> tuple[str, str, str]:
+        """Return ``(full key shown once, lookup prefix, hash to store)``."""
+
+    def parse_prefix(self, presented: str) -> str | None:
+        """The lookup prefix of a presented key, or ``None`` when it is not one of ours."""
+
+    def verify(self, presented: str, stored_hash: str) -> bool: ...

@@ -1,4 +1,4 @@
-"""Structured logging: structlog for our code, stdlib loggers (uvicorn, asyncpg...) routed through it.
+"""Structured logging: structlog for our code, stdlib loggers (uvicorn...) routed through it.
 
 Console output in development, one JSON object per line in production. Context bound with
 :func:`bind_request` (request id, later job id) is carried by ``contextvars`` and appears on

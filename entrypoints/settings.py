@@ -268,6 +268,4 @@ def _valid_storage_url(url: str) -> bool:
         return bool(parts.path) and parts.netloc in ("", "localhost")
     if parts.scheme == "s3":
         return bool(parts.netloc)
-    if parts.scheme == "memory":
-        return True
-    return False
+    return parts.scheme == "memory"

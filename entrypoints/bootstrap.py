@@ -1,0 +1,246 @@
+"""The composition root: ``Settings`` -> adapters -> a :class:`Container`, wired by hand.
+
+Nothing here runs at import time. :func:`bootstrap` starts what the settings ask for (the
+embedded PostgreSQL when no database URL is set, migrations, the connection pool, the blob
+store) and returns a container whose :meth:`Container.aclose` stops it all again, in reverse
+order. Keyword overrides let tests and embedding teams swap in their own adapters::
+
+    container = await bootstrap(settings, database="memory", blob_store=MemoryBlobStore())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import structlog
+
+from adapters.memory import MemoryAuditLog, MemoryDatabase, MemoryEventBus
+from adapters.system import SystemClock, UuidIdGenerator
+from domain.ports import (
+    AuditLog,
+    BlobStore,
+    Clock,
+    EventBus,
+    HealthProbe,
+    IdGenerator,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from entrypoints.health import (
+    BrokerReachabilityProbe,
+    InProcessQueueProbe,
+    ModelsProbe,
+    PingProbe,
+)
+from entrypoints.settings import Settings, redact_url
+
+log = structlog.get_logger(__name__)
+
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "model_export" / "models"
+"""Where the demonstration model ships; ``HOUNSFIELD_MODELS_DIR`` points elsewhere."""
+
+
+class Database(Protocol):
+    """What the composition root needs from a database adapter."""
+
+    def unit_of_work(self) -> UnitOfWork: ...
+
+    async def ping(self) -> str: ...
+
+
+@dataclass(kw_only=True)
+class Container:
+    """Every adapter the ways in (HTTP, CLI, workers) hand to the use cases."""
+
+    settings: Settings
+    database: Database
+    uow_factory: UnitOfWorkFactory
+    audit_log: AuditLog
+    blob_store: BlobStore
+    event_bus: EventBus
+    clock: Clock
+    ids: IdGenerator
+    secret_key: str
+    models_dir: Path
+    health_probes: list[HealthProbe]
+    database_dsn: str | None = None
+    """The PostgreSQL DSN in use (embedded or configured); ``None`` for other databases."""
+    applied_migrations: list[str] = field(default_factory=list)
+    """Migrations this start applied (empty when the schema was already current)."""
+    _resources: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
+
+    async def aclose(self) -> None:
+        """Close the pool and stop the embedded PostgreSQL (if this container started it)."""
+        await self._resources.aclose()
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    database: Literal["postgres", "memory"] | Database = "postgres",
+    audit_log: AuditLog | None = None,
+    blob_store: BlobStore | None = None,
+    event_bus: EventBus | None = None,
+    clock: Clock | None = None,
+    ids: IdGenerator | None = None,
+    extra_probes: Sequence[HealthProbe] = (),
+) -> Container:
+    """Build the container for ``settings``.
+
+    Args:
+        settings: the validated settings.
+        database: ``"postgres"`` (``settings.database_url``, or an embedded server in the
+            data dir when it is ``None``), ``"memory"``, or a ready database adapter.
+        audit_log, blob_store, event_bus, clock, ids: adapters to use instead of the ones
+            the settings describe.
+        extra_probes: more health probes for ``/health/detailed``.
+
+    Raises:
+        Unavailable: the database or storage cannot be reached (one line, no password).
+        InvalidInput: the storage URL is not one the storage adapters understand.
+    """
+    resources = AsyncExitStack()
+    try:
+        await asyncio.to_thread(_ensure_private_dir, settings.data_dir)
+        secret_key = settings.secret_key or await asyncio.to_thread(
+            load_or_create_secret_key, settings.secret_key_file
+        )
+        bus = event_bus if event_bus is not None else MemoryEventBus()
+        dsn: str | None = None
+        migrations: list[str] = []
+        if database == "postgres":
+            db, dsn, migrations, postgres_audit_log = await _start_postgres(
+                settings, bus, resources
+            )
+            audit_log = audit_log if audit_log is not None else postgres_audit_log
+        elif database == "memory":
+            db = MemoryDatabase(event_bus=bus)
+        else:
+            db = database
+        store = blob_store if blob_store is not None else _blob_store(settings, secret_key)
+        models_dir = settings.models_dir or BUNDLED_MODELS_DIR
+        probes: list[HealthProbe] = [
+            PingProbe("database", db.ping),
+            PingProbe("storage", store.ping, describe=_describe_storage(settings, blob_store)),
+            (
+                BrokerReachabilityProbe(settings.broker_url)
+                if settings.broker_url
+                else InProcessQueueProbe()
+            ),
+            ModelsProbe(models_dir),
+            *extra_probes,
+        ]
+        container = Container(
+            settings=settings,
+            database=db,
+            uow_factory=db.unit_of_work,
+            audit_log=audit_log if audit_log is not None else MemoryAuditLog(),
+            blob_store=store,
+            event_bus=bus,
+            clock=clock if clock is not None else SystemClock(),
+            ids=ids if ids is not None else UuidIdGenerator(),
+            secret_key=secret_key,
+            models_dir=models_dir,
+            health_probes=probes,
+            database_dsn=dsn,
+            applied_migrations=migrations,
+            _resources=resources,
+        )
+    except BaseException:
+        await resources.aclose()
+        raise
+    log.info(
+        "bootstrapped",
+        environment=settings.environment,
+        data_dir=str(settings.data_dir),
+        database="embedded" if database == "postgres" and not settings.database_url else "given",
+        storage=_describe_storage(settings, blob_store),
+    )
+    return container
+
+
+async def _start_postgres(
+    settings: Settings, bus: EventBus, resources: AsyncExitStack
+) -> tuple[Database, str, list[str], AuditLog]:
+    from adapters.postgres.audit_log import PostgresAuditLog
+    from adapters.postgres.database import PostgresDatabase
+    from adapters.postgres.migrate import migrate
+
+    dsn = settings.database_url or await start_embedded_postgres(settings, resources)
+    applied = await migrate(dsn)
+    if applied:
+        log.info("migrations applied", migrations=applied)
+    db = await PostgresDatabase.connect(
+        dsn,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        event_bus=bus,
+    )
+    resources.push_async_callback(db.close)
+    return db, dsn, applied, PostgresAuditLog(db.pool)
+
+
+async def start_embedded_postgres(settings: Settings, resources: AsyncExitStack) -> str:
+    """Start PostgreSQL in ``data_dir/postgres``; ``resources`` stops it. Returns the DSN."""
+    from adapters.postgres.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(settings.postgres_dir)
+    # Registered before start: a start that fails half-way still gets stopped.
+    resources.push_async_callback(asyncio.to_thread, server.stop)
+    dsn = await asyncio.to_thread(server.start)
+    log.info("embedded postgresql started", data_dir=str(settings.postgres_dir))
+    return dsn
+
+
+def _blob_store(settings: Settings, secret_key: str) -> BlobStore:
+    from adapters.storage import blob_store_from_url
+
+    url = settings.storage_url or settings.blobs_dir.as_uri()
+    return blob_store_from_url(
+        url,
+        signing_key=derive_key(secret_key, "blob-url-signing"),
+        public_base_url=settings.public_base_url,
+    )
+
+
+def _describe_storage(settings: Settings, given: BlobStore | None) -> str:
+    if given is not None:
+        return type(given).__name__
+    return redact_url(settings.storage_url) or str(settings.blobs_dir)
+
+
+def derive_key(secret_key: str, purpose: str) -> bytes:
+    """A key for one purpose derived from the installation secret (HMAC-SHA256)."""
+    return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def load_or_create_secret_key(path: Path) -> str:
+    """The secret in ``path``, created (mode 0600) with 256 random bits when missing."""
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(32)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key
+
+
+def _ensure_private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)

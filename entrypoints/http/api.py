@@ -1,0 +1,40 @@
+"""The versioned API under ``/api/v1``: one Controller per resource.
+
+Later issues add their controllers to :data:`API_V1_CONTROLLERS`; ``create_app`` mounts the
+list on one Router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+from litestar import Controller, Router, get
+from litestar.types import ControllerRouterHandler
+
+API_V1_PATH = "/api/v1"
+
+
+class ApiInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    api_version: str
+    docs_url: str
+    openapi_url: str
+
+
+class ApiInfoController(Controller):
+    path = "/"
+    tags = ["meta"]
+
+    @get("/", operation_id="getApiInfo", summary="What this API is and where its documentation is")
+    async def info(self) -> ApiInfo:
+        return ApiInfo(
+            name="Hounsfield", api_version="v1", docs_url="/docs", openapi_url="/openapi.json"
+        )
+
+
+API_V1_CONTROLLERS: list[ControllerRouterHandler] = [ApiInfoController]
+
+
+def api_v1_router(extra: Sequence[ControllerRouterHandler] = ()) -> Router:
+    return Router(path=API_V1_PATH, route_handlers=[*API_V1_CONTROLLERS, *extra])

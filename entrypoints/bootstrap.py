@@ -11,6 +11,7 @@ order. Keyword overrides let tests and embedding teams swap in their own adapter
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -41,7 +42,7 @@ from entrypoints.health import (
     ModelsProbe,
     PingProbe,
 )
-from entrypoints.settings import Settings, redact_url
+from entrypoints.settings import Settings, SettingsError, redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +111,7 @@ async def bootstrap(
     """
     resources = AsyncExitStack()
     try:
-        await asyncio.to_thread(_ensure_private_dir, settings.data_dir)
+        await asyncio.to_thread(ensure_private_dir, settings.data_dir)
         secret_key = settings.secret_key or await asyncio.to_thread(
             load_or_create_secret_key, settings.secret_key_file
         )
@@ -224,23 +225,33 @@ def derive_key(secret_key: str, purpose: str) -> bytes:
 
 
 def load_or_create_secret_key(path: Path) -> str:
-    """The secret in ``path``, created (mode 0600) with 256 random bits when missing."""
+    """The secret in ``path``; created (mode 0600, 256 random bits) when missing.
+
+    The new key is written to a temp file and hard-linked into place, so two processes
+    starting at once both end up with the same, complete key.
+    """
+    if path.exists():
+        return _read_secret(path)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        return path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        pass
-    key = secrets.token_urlsafe(32)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return path.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won: use its key
+            os.link(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < 32:
+        raise SettingsError(f"{path} holds no usable secret key; delete it to generate a new one")
     return key
 
 
-def _ensure_private_dir(path: Path) -> None:
+def ensure_private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -32,6 +32,10 @@ class Degraded(Exception):
     """Raised by a probe whose component works but not fully; the message is the detail."""
 
 
+class Unreachable(Exception):
+    """A configured service did not answer."""
+
+
 class ComponentHealth(msgspec.Struct, frozen=True, kw_only=True):
     status: Status
     response_time_ms: float
@@ -147,10 +151,6 @@ class BrokerReachabilityProbe:
             f"{where} accepts TCP connections (only reachability is checked); "
             "the broker queue is not wired yet, so jobs run in-process"
         )
-
-
-class Unreachable(Exception):
-    """A configured service did not answer."""
 
 
 class ModelsProbe:

@@ -1,0 +1,198 @@
+"""The ``hounsfield`` command line.
+
+A configuration or connection problem stops the command with one line on stderr and exit
+status 1, never a traceback: settings, database and storage errors are caught here, at the
+boundary, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import msgspec
+import uvicorn
+
+from adapters.postgres.migrate import MigrationChecksumMismatch
+from adapters.postgres.migrate import migrate as apply_migrations
+from domain.errors import DomainError
+from entrypoints.bootstrap import bootstrap, ensure_private_dir, start_embedded_postgres
+from entrypoints.http import create_app
+from entrypoints.logging import configure_logging
+from entrypoints.settings import Settings, SettingsError, redact_url
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class _Options:
+    config_file: Path | None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML settings file (default: $HOUNSFIELD_CONFIG, else ./hounsfield.toml if present).",
+)
+@click.version_option(package_name="hounsfield", prog_name="hounsfield")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """Hounsfield: medical-imaging AI platform.
+
+    Settings come from HOUNSFIELD_* environment variables and an optional TOML file; with
+    none set, everything runs on the embedded default in ./var.
+    """
+    ctx.obj = _Options(config_file=config_file)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to listen on [default: HOUNSFIELD_HOST].")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port to listen on [default: HOUNSFIELD_PORT].",
+)
+@click.pass_obj
+def serve(options: _Options, host: str | None, port: int | None) -> None:
+    """Run the API (and, for now, jobs in-process) until SIGTERM or Ctrl-C."""
+    with _clean_failures():
+        settings = _settings(options)
+        settings = msgspec.structs.replace(
+            settings,
+            host=host if host is not None else settings.host,
+            port=port if port is not None else settings.port,
+        )
+        configure_logging(level=settings.log_level, log_format=settings.effective_log_format)
+        first_start = not settings.data_dir.exists()
+        _run_until_stopped(lambda: _serve(settings, first_start=first_start))
+
+
+@cli.command()
+@click.pass_obj
+def migrate(options: _Options) -> None:
+    """Apply pending database migrations and list what was applied."""
+    with _clean_failures():
+        settings = _settings(options)
+        configure_logging(level="warning", log_format=settings.effective_log_format)
+        where, applied = _run_until_stopped(lambda: _migrate(settings))
+        click.echo(f"database: {where}")
+        if applied:
+            for name in applied:
+                click.echo(f"applied {name}")
+        else:
+            click.echo("up to date: no migrations to apply")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="hounsfield")
+
+
+def _settings(options: _Options) -> Settings:
+    return Settings.from_env(config_file=options.config_file)
+
+
+@contextmanager
+def _clean_failures() -> Iterator[None]:
+    """Turn the errors an operator can fix into one line on stderr and exit status 1."""
+    try:
+        yield
+    except DomainError as err:
+        raise click.ClickException(_one_line(err.detail)) from None
+    except (SettingsError, MigrationChecksumMismatch) as err:
+        raise click.ClickException(_one_line(str(err))) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGINT arrived; shut down cleanly."""
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def _run_until_stopped(make: Callable[[], Any]) -> Any:
+    """Run the coroutine ``make()`` returns; SIGTERM/SIGINT unwind it (``finally`` runs).
+
+    uvicorn captures these signals while it serves, shuts down gracefully, then re-raises
+    them once it has restored our handler: that arrives here as ``_Stopped`` after the
+    server stopped, and the caller's clean-up (stopping the embedded PostgreSQL) still runs.
+    """
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in _STOP_SIGNALS}
+    try:
+        return asyncio.run(make())
+    except _Stopped:
+        return None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+async def _serve(settings: Settings, *, first_start: bool) -> None:
+    container = await bootstrap(settings)
+    try:
+        _print_banner(settings, first_start=first_start)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(container),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                lifespan="on",
+                timeout_graceful_shutdown=30,
+            )
+        )
+        with suppress(_Stopped):
+            await server.serve()
+    finally:
+        await container.aclose()
+
+
+async def _migrate(settings: Settings) -> tuple[str, list[str]]:
+    async with AsyncExitStack() as resources:
+        if settings.database_url:
+            dsn, where = settings.database_url, redact_url(settings.database_url) or ""
+        else:
+            await asyncio.to_thread(ensure_private_dir, settings.data_dir)
+            dsn = await start_embedded_postgres(settings, resources)
+            where = f"embedded PostgreSQL in {settings.postgres_dir}"
+        applied = await apply_migrations(dsn)
+    return where, applied
+
+
+def _print_banner(settings: Settings, *, first_start: bool) -> None:
+    version = importlib.metadata.version("hounsfield")
+    database = (
+        redact_url(settings.database_url)
+        if settings.database_url
+        else f"embedded PostgreSQL in {settings.postgres_dir}"
+    )
+    storage = redact_url(settings.storage_url) or str(settings.blobs_dir)
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [
+        f"Hounsfield {version} ({settings.environment})",
+        f"  data      {settings.data_dir}" + ("  (created: first start)" if first_start else ""),
+        f"  database  {database}",
+        f"  storage   {storage}",
+        f"  queue     {(settings.broker_url and redact_url(settings.broker_url)) or 'in-process'}",
+        f"  api       {base}/api/v1   docs {base}/docs",
+    ]
+    click.echo("\n".join(lines))

@@ -22,6 +22,8 @@ log = structlog.get_logger(__name__)
 
 _MULTIPART_CHUNK_BYTES = 5 * 1024 * 1024
 _FAILURES = (ObstoreError, OSError)
+_GENERIC_CONTENT_TYPES = frozenset({"binary/octet-stream", "application/octet-stream"})
+"""What S3 stores report when a put gave no type: ``head`` says ``None``, like other stores."""
 
 
 class S3BlobStore:
@@ -169,6 +171,8 @@ class S3BlobStore:
         except _FAILURES as err:
             self._fail("inspect", key, err)
         content_type = result.attributes.get("Content-Type")
+        if content_type in _GENERIC_CONTENT_TYPES:
+            content_type = None
         return BlobInfo(
             key=key,
             size_bytes=result.meta["size"],

@@ -25,6 +25,11 @@ from typing import Literal, Protocol
 import structlog
 
 from adapters.memory import MemoryAuditLog, MemoryDatabase, MemoryEventBus
+from adapters.postgres.audit_log import PostgresAuditLog
+from adapters.postgres.database import PostgresDatabase
+from adapters.postgres.embedded import EmbeddedPostgres
+from adapters.postgres.migrate import migrate
+from adapters.storage import StorageHealthProbe, blob_store_from_url
 from adapters.system import SystemClock, UuidIdGenerator
 from domain.ports import (
     AuditLog,
@@ -115,6 +120,8 @@ async def bootstrap(
         secret_key = settings.secret_key or await asyncio.to_thread(
             load_or_create_secret_key, settings.secret_key_file
         )
+        # The storage URL is checked before a database is started: fail fast and cheap.
+        store = blob_store if blob_store is not None else _blob_store(settings, secret_key)
         bus = event_bus if event_bus is not None else MemoryEventBus()
         dsn: str | None = None
         migrations: list[str] = []
@@ -127,11 +134,10 @@ async def bootstrap(
             db = MemoryDatabase(event_bus=bus)
         else:
             db = database
-        store = blob_store if blob_store is not None else _blob_store(settings, secret_key)
         models_dir = settings.models_dir or BUNDLED_MODELS_DIR
         probes: list[HealthProbe] = [
             PingProbe("database", db.ping),
-            PingProbe("storage", store.ping, describe=_describe_storage(settings, blob_store)),
+            StorageHealthProbe(store, detail=_describe_storage(settings, blob_store)),
             (
                 BrokerReachabilityProbe(settings.broker_url)
                 if settings.broker_url
@@ -163,7 +169,7 @@ async def bootstrap(
         "bootstrapped",
         environment=settings.environment,
         data_dir=str(settings.data_dir),
-        database="embedded" if database == "postgres" and not settings.database_url else "given",
+        database=_describe_database(settings, database),
         storage=_describe_storage(settings, blob_store),
     )
     return container
@@ -172,14 +178,8 @@ async def bootstrap(
 async def _start_postgres(
     settings: Settings, bus: EventBus, resources: AsyncExitStack
 ) -> tuple[Database, str, list[str], AuditLog]:
-    from adapters.postgres.audit_log import PostgresAuditLog
-    from adapters.postgres.database import PostgresDatabase
-    from adapters.postgres.migrate import migrate
-
     dsn = settings.database_url or await start_embedded_postgres(settings, resources)
     applied = await migrate(dsn)
-    if applied:
-        log.info("migrations applied", migrations=applied)
     db = await PostgresDatabase.connect(
         dsn,
         min_size=settings.db_pool_min_size,
@@ -187,30 +187,31 @@ async def _start_postgres(
         event_bus=bus,
     )
     resources.push_async_callback(db.close)
-    return db, dsn, applied, PostgresAuditLog(db.pool)
+    return db, dsn, applied, PostgresAuditLog(db)
 
 
 async def start_embedded_postgres(settings: Settings, resources: AsyncExitStack) -> str:
     """Start PostgreSQL in ``data_dir/postgres``; ``resources`` stops it. Returns the DSN."""
-    from adapters.postgres.embedded import EmbeddedPostgres
-
-    server = EmbeddedPostgres(settings.postgres_dir)
+    server = EmbeddedPostgres(settings.data_dir)  # the cluster lives in data_dir/postgres
     # Registered before start: a start that fails half-way still gets stopped.
     resources.push_async_callback(asyncio.to_thread, server.stop)
     dsn = await asyncio.to_thread(server.start)
-    log.info("embedded postgresql started", data_dir=str(settings.postgres_dir))
     return dsn
 
 
 def _blob_store(settings: Settings, secret_key: str) -> BlobStore:
-    from adapters.storage import blob_store_from_url
-
     url = settings.storage_url or settings.blobs_dir.as_uri()
     return blob_store_from_url(
         url,
         signing_key=derive_key(secret_key, "blob-url-signing"),
         public_base_url=settings.public_base_url,
     )
+
+
+def _describe_database(settings: Settings, database: object) -> str:
+    if database == "postgres":
+        return redact_url(settings.database_url) or f"embedded in {settings.postgres_dir}"
+    return str(database) if isinstance(database, str) else type(database).__name__
 
 
 def _describe_storage(settings: Settings, given: BlobStore | None) -> str:

@@ -17,11 +17,23 @@ from typing import Literal
 
 import structlog
 
+_DROPPED_EXTRAS = ("color_message",)  # uvicorn's ANSI-coloured copy of the message
+
+
+def _drop_noise(
+    logger: object, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    for key in _DROPPED_EXTRAS:
+        event_dict.pop(key, None)
+    return event_dict
+
+
 _SHARED_PROCESSORS: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
+    _drop_noise,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 

@@ -12,6 +12,7 @@ TOML key and file) and says what is expected, so that start-up can stop with tha
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +29,7 @@ Environment = Literal["development", "production"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["auto", "console", "json"]
 
-STORAGE_SCHEMES = ("file", "s3", "memory")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 DATABASE_SCHEMES = ("postgresql", "postgres")
 
 
@@ -45,7 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     """``postgresql://...``; ``None`` starts an embedded PostgreSQL in ``data_dir/postgres``."""
     storage_url: str | None = None
-    """``file:///path``, ``s3://bucket?...``, ``memory://``; ``None`` is ``data_dir/blobs``."""
+    """A directory, ``file:///path``, ``s3://bucket?...``, ``memory://``; ``None`` is
+    ``data_dir/blobs``."""
     broker_url: str | None = None
     """``redis://...`` or ``amqp://...``; ``None`` runs jobs in-process."""
     models_dir: Path | None = None
@@ -152,7 +154,7 @@ _EXPECTED: dict[str, str] = {
     "environment": "'development' or 'production'",
     "data_dir": "a directory path",
     "database_url": "a postgresql:// URL",
-    "storage_url": "a file://, s3:// or memory:// URL",
+    "storage_url": "a directory path or a file:///, s3://bucket or memory:// URL",
     "broker_url": "a redis:// or amqp:// URL",
     "models_dir": "a directory path",
     "secret_key": "a string of at least 32 characters",
@@ -263,6 +265,9 @@ def _check_port(parts: Any, fail: Any) -> None:
 
 
 def _valid_storage_url(url: str) -> bool:
+    """A first check only; the storage adapter validates the details (s3 parameters...)."""
+    if not _URL_SCHEME.match(url):
+        return bool(url.strip())  # a plain directory path
     parts = urlsplit(url)
     if parts.scheme == "file":
         return bool(parts.path) and parts.netloc in ("", "localhost")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from stat import S_ISREG
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import structlog
 
@@ -19,6 +20,7 @@ from domain.ports.blobs import BlobInfo, BlobNotFound, validate_blob_key
 
 log = structlog.get_logger(__name__)
 
+_T = TypeVar("_T")
 _CONTENT_TYPE_SUFFIX = ".content-type"
 _MAX_CONTENT_TYPE_LENGTH = 255
 
@@ -73,51 +75,51 @@ class FilesystemBlobStore:
     async def put(
         self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
     ) -> BlobInfo:
-        path = self.path_for(key)
+        validate_blob_key(key)
         _check_content_type(content_type)
-        handle, temp = await asyncio.to_thread(self._open_temp, key, path)
+        path, handle, temp = await self._run("store", key, self._open_temp, key)
         try:
             if isinstance(data, bytes | bytearray | memoryview):
-                await asyncio.to_thread(handle.write, data)
+                await self._run("store", key, handle.write, data)
             else:
                 async for chunk in data:
                     if chunk:
-                        await asyncio.to_thread(handle.write, chunk)
-            size = await asyncio.to_thread(_finish, handle, temp, path, key)
+                        await self._run("store", key, handle.write, chunk)
+            size = await self._run("store", key, _finish, handle, temp, path, key)
         except BaseException:
             handle.close()
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise
-        await asyncio.to_thread(self._write_content_type, path, content_type)
+        await self._run("store", key, self._write_content_type, path, content_type)
         log.debug("blob.put", key=key, size_bytes=size)
         return BlobInfo(key=key, size_bytes=size, content_type=content_type)
 
     async def get(self, key: str) -> bytes:
-        path = self.path_for(key)
-        return await asyncio.to_thread(_read_all, path, key)
+        validate_blob_key(key)
+        return await self._run("read", key, self._read_all, key)
 
     async def stream(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         if chunk_size < 1:
             raise InvalidInput(f"chunk_size must be at least 1 byte, got {chunk_size}")
-        path = self.path_for(key)
-        handle = await asyncio.to_thread(_open_for_read, path, key)
+        validate_blob_key(key)
+        handle = await self._run("read", key, self._open_for_read, key)
         try:
-            while chunk := await asyncio.to_thread(handle.read, chunk_size):
+            while chunk := await self._run("read", key, handle.read, chunk_size):
                 yield chunk
         finally:
             handle.close()
 
     async def head(self, key: str) -> BlobInfo | None:
-        path = self.path_for(key)
-        return await asyncio.to_thread(self._head, path, key)
+        validate_blob_key(key)
+        return await self._run("inspect", key, self._head, key)
 
     async def exists(self, key: str) -> bool:
         return await self.head(key) is not None
 
     async def delete(self, key: str) -> None:
-        path = self.path_for(key)
-        await asyncio.to_thread(_delete, path)
+        validate_blob_key(key)
+        await self._run("delete", key, self._delete, key)
 
     async def presign_put(
         self, key: str, *, expires_in_s: int, content_type: str | None = None
@@ -146,15 +148,52 @@ class FilesystemBlobStore:
     async def ping(self) -> None:
         await asyncio.to_thread(self._ping)
 
+    async def _run(self, action: str, key: str, function: Callable[..., _T], *args: object) -> _T:
+        """Run blocking file I/O in a worker thread; an unexpected ``OSError`` (disk full,
+        permissions) becomes ``Unavailable``."""
+        try:
+            return await asyncio.to_thread(function, *args)
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+            raise Unavailable(
+                f"blob store directory {str(self._root)!r} could not {action} "
+                f"blob {key!r}: {reason}"
+            ) from err
+
     # -- blocking helpers, run in worker threads ------------------------------------------
 
-    def _open_temp(self, key: str, path: Path) -> tuple[BinaryIO, Path]:
+    def _open_temp(self, key: str) -> tuple[Path, BinaryIO, Path]:
+        path = self.path_for(key)
         self._make_parents(key, path.parent)
         try:
             fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         except NotADirectoryError as err:
             raise _prefix_conflict(key) from err
-        return os.fdopen(fd, "wb"), Path(name)
+        return path, os.fdopen(fd, "wb"), Path(name)
+
+    def _read_all(self, key: str) -> bytes:
+        with self._open_for_read(key) as handle:
+            return handle.read()
+
+    def _open_for_read(self, key: str) -> BinaryIO:
+        try:
+            return self.path_for(key).open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
+            raise BlobNotFound(key) from err
+
+    def _delete(self, key: str) -> None:
+        path = self.path_for(key)
+        if path.is_dir():
+            return
+        removed = False
+        for target in (path, _sidecar(path)):
+            try:
+                target.unlink()
+                removed = True
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        if removed:
+            _fsync_directory(path.parent)
 
     def _make_parents(self, key: str, directory: Path) -> None:
         """``mkdir -p directory``, fsyncing each new directory's parent; a file in the way
@@ -162,8 +201,10 @@ class FilesystemBlobStore:
         missing: list[Path] = []
         current = directory
         while not current.is_dir():
-            if current.exists() and current.is_relative_to(self._root):
-                raise _prefix_conflict(key)
+            if current.exists():
+                if current != self._root and current.is_relative_to(self._root):
+                    raise _prefix_conflict(key)
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(current))
             missing.append(current)
             current = current.parent
         for created in reversed(missing):
@@ -196,7 +237,8 @@ class FilesystemBlobStore:
             raise
         _fsync_directory(path.parent)
 
-    def _head(self, path: Path, key: str) -> BlobInfo | None:
+    def _head(self, key: str) -> BlobInfo | None:
+        path = self.path_for(key)
         try:
             status = path.stat()
         except (FileNotFoundError, NotADirectoryError):
@@ -239,32 +281,6 @@ def _finish(handle: BinaryIO, temp: Path, path: Path, key: str) -> int:
         ) from err
     _fsync_directory(path.parent)
     return size
-
-
-def _read_all(path: Path, key: str) -> bytes:
-    with _open_for_read(path, key) as handle:
-        return handle.read()
-
-
-def _open_for_read(path: Path, key: str) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
-        raise BlobNotFound(key) from err
-
-
-def _delete(path: Path) -> None:
-    if path.is_dir():
-        return
-    removed = False
-    for target in (path, _sidecar(path)):
-        try:
-            target.unlink()
-            removed = True
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-    if removed:
-        _fsync_directory(path.parent)
 
 
 def _sidecar(path: Path) -> Path:

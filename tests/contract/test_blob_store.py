@@ -3,6 +3,7 @@ then what each adapter adds: presigned URLs, path safety, failures, the storage 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
@@ -513,6 +514,8 @@ async def test_filesystem_ping_fails_when_the_root_cannot_be_written(tmp_path: P
         await store.ping()
     with pytest.raises(Unavailable):
         await StorageHealthProbe(store).check()
+    with pytest.raises(Unavailable, match="could not store"):
+        await store.put("a.bin", b"1")
 
 
 # -- choosing a store by URL ---------------------------------------------------------------
@@ -600,6 +603,18 @@ def test_a_bad_storage_url_never_repeats_the_secret() -> None:
 
 def test_storage_probe_reports_the_storage_component() -> None:
     assert StorageHealthProbe(MemoryBlobStore()).component == "storage"
+
+
+class HangingBlobStore(MemoryBlobStore):
+    async def ping(self) -> None:
+        await asyncio.sleep(60)
+
+
+async def test_storage_probe_gives_up_on_a_store_that_does_not_answer() -> None:
+    probe = StorageHealthProbe(HangingBlobStore(), timeout_s=0.05)
+
+    with pytest.raises(Unavailable, match=r"did not answer within 0\.05 s"):
+        await probe.check()
 
 
 async def test_filesystem_objects_are_readable_by_their_owner_only(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, Response, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 
 from entrypoints.bootstrap import Container
@@ -39,7 +39,7 @@ class HealthController(Controller):
             503: ResponseSpec(data_container=HealthReport, description="A component has an error")
         },
     )
-    async def detailed(self, container: Container) -> Response[HealthReport]:
+    async def detailed(self, container: NamedDependency[Container]) -> Response[HealthReport]:
         report = await check_health(container.health_probes)
         return Response(report, status_code=200 if report.healthy else 503)
 
@@ -55,6 +55,6 @@ class MetricsController(Controller):
         summary="Prometheus metrics (text exposition format)",
         media_type="text/plain",
     )
-    async def metrics(self, metrics: HttpMetrics) -> Response[bytes]:
+    async def metrics(self, metrics: NamedDependency[HttpMetrics]) -> Response[bytes]:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)

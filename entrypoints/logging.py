@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -39,13 +39,17 @@ _SHARED_PROCESSORS: list[structlog.typing.Processor] = [
 
 
 def configure_logging(
-    *, level: str = "info", log_format: Literal["console", "json"] = "console"
+    *,
+    level: str = "info",
+    log_format: Literal["console", "json"] = "console",
+    stream: TextIO | None = None,
 ) -> None:
     """Configure structlog and the stdlib root logger for this process.
 
     Safe to call more than once (the last call wins); called by the CLI and the uvicorn
-    factory, never at import time.
+    factory, never at import time. Lines go to ``stream`` (default: standard error).
     """
+    stream = stream if stream is not None else sys.stderr
     renderer: structlog.typing.Processor
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer()
@@ -58,7 +62,7 @@ def configure_logging(
         ]
     else:
         renderer = structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
         final = [renderer]
 
@@ -77,7 +81,7 @@ def configure_logging(
         foreign_pre_chain=_SHARED_PROCESSORS,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -92,6 +96,9 @@ def configure_logging(
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # HTTP client libraries log full URLs, query strings included.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

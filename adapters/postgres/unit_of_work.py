@@ -143,7 +143,7 @@ class PostgresUnitOfWork:
                 await self._event_bus.publish(event)
             except Exception:
                 # The change is committed; a lost notification must not undo or fail it.
-                _log.exception("event publish failed", event=type(event).__name__)
+                _log.exception("event publish failed", event_type=type(event).__name__)
 
     def _bind(self, connection: asyncpg.Connection) -> None:
         self.centres = PostgresCentreRepository(connection)

@@ -102,10 +102,12 @@ class JwtTokenService:
             self._signing_key = self._verifying_key = OctKey.import_key(secret)
         else:
             assert private_key_pem is not None
-            self._algorithm, self._signing_key, self._verifying_key = _asymmetric_keys(
-                private_key_pem
-            )
-            self._public_key_pem = _public_pem(private_key_pem)
+            (
+                self._algorithm,
+                self._signing_key,
+                self._verifying_key,
+                self._public_key_pem,
+            ) = _asymmetric_keys(private_key_pem)
 
     @property
     def algorithm(self) -> str:
@@ -202,33 +204,30 @@ def _numeric_date(moment: datetime) -> int:
     return int(utc(moment).timestamp())
 
 
-def _asymmetric_keys(private_key_pem: bytes) -> tuple[str, _SigningKey, _SigningKey]:
+def _asymmetric_keys(private_key_pem: bytes) -> tuple[str, _SigningKey, _SigningKey, bytes]:
+    """The algorithm, signing key, verifying key (public only) and public PEM of a private key."""
     try:
         native = serialization.load_pem_private_key(private_key_pem, password=None)
     except (ValueError, TypeError) as err:
         raise ValueError(
             "private_key_pem is not an unencrypted PEM private key (RSA or EC P-256)"
         ) from err
+    public_pem = native.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     if isinstance(native, rsa.RSAPrivateKey):
         if native.key_size < MIN_RSA_BITS:
             raise ValueError(
                 f"an RSA key must have at least {MIN_RSA_BITS} bits, got {native.key_size}"
             )
-        rsa_private = RSAKey.import_key(private_key_pem)
-        return "RS256", rsa_private, RSAKey.import_key(rsa_private.as_pem(private=False))
+        rsa_keys = RSAKey.import_key(private_key_pem), RSAKey.import_key(public_pem)
+        return "RS256", *rsa_keys, public_pem
     if isinstance(native, ec.EllipticCurvePrivateKey):
         if not isinstance(native.curve, ec.SECP256R1):
             raise ValueError(f"an EC key must be on P-256 for ES256, got {native.curve.name}")
-        ec_private = ECKey.import_key(private_key_pem)
-        return "ES256", ec_private, ECKey.import_key(ec_private.as_pem(private=False))
+        ec_keys = ECKey.import_key(private_key_pem), ECKey.import_key(public_pem)
+        return "ES256", *ec_keys, public_pem
     raise ValueError(f"unsupported private key type {type(native).__name__}; use RSA or EC P-256")
-
-
-def _public_pem(private_key_pem: bytes) -> bytes:
-    native = serialization.load_pem_private_key(private_key_pem, password=None)
-    return native.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def load_or_create_secret(path: Path) -> bytes:

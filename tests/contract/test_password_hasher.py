@@ -1,4 +1,4 @@
-"""Contract for PasswordHasher: every adapter hashes, salts, verifies and asks for rehashes alike."""
+"""Contract for PasswordHasher: every adapter hashes, salts, verifies and flags old hashes."""
 
 from __future__ import annotations
 

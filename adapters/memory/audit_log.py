@@ -16,13 +16,14 @@ class MemoryAuditLog:
 
     async def query(self, where: AuditQuery, page: Page) -> list[AuditEvent]:
         found = [
-            e
-            for e in self._events
+            (position, e)
+            for position, e in enumerate(self._events)
             if matches(e.actor_id, where.actor_id)
             and matches(e.resource_type, where.resource_type)
             and matches(e.resource_id, where.resource_id)
             and matches(e.centre_id, where.centre_id)
             and (where.since is None or e.at >= where.since)
         ]
-        found.sort(key=lambda e: (e.at, e.id.int), reverse=True)
-        return found[page.skip : page.skip + page.limit]
+        # newest first; events of the same instant in reverse order of recording
+        found.sort(key=lambda item: (item[1].at, item[0]), reverse=True)
+        return [e for _, e in found[page.skip : page.skip + page.limit]]

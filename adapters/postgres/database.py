@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -21,7 +22,12 @@ def _encode_json(value: Any) -> str:
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
-    """Per-connection set-up: json and jsonb go through msgspec both ways."""
+    """Per-connection set-up: json and jsonb go through msgspec both ways, and uuids come
+    back as the standard library's ``uuid.UUID`` (not asyncpg's subclass), so aggregates read
+    from the database hold exactly the types the domain declares."""
+    await connection.set_type_codec(
+        "uuid", encoder=str, decoder=uuid.UUID, schema="pg_catalog", format="text"
+    )
     for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
             type_name,

@@ -277,7 +277,7 @@ class EmbeddedPostgres:
             time.sleep(0.1)
 
     def _ensure_database(self, bin_dir: Path, socket_dir: Path, port: int) -> None:
-        psql = [
+        psql: list[str | Path] = [
             bin_dir / "psql",
             "-X",
             "-q",
@@ -320,11 +320,8 @@ class EmbeddedPostgres:
         args = [str(part) for part in command]
         # Drop the groups too: keeping root's group would make the root-group bits (not the
         # "others" bits) decide what the server may reach.
-        identity: dict[str, object] = (
-            {"user": self._system_user, "group": self._system_user, "extra_groups": []}
-            if as_server and self._system_user is not None
-            else {}
-        )
+        user = self._system_user if as_server else None
+        extra_groups: list[str] | None = [] if user is not None else None
         # Files, not pipes: the server started by pg_ctl inherits them and would hold a pipe open.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             try:
@@ -334,7 +331,9 @@ class EmbeddedPostgres:
                     stderr=err,
                     text=True,
                     timeout=timeout_s,
-                    **identity,
+                    user=user,
+                    group=user,
+                    extra_groups=extra_groups,
                     cwd="/",
                     check=False,
                 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from domain.errors import ConcurrentModification, Conflict
@@ -16,8 +18,11 @@ async def test_a_stored_centre_reads_back_unchanged(uow_factory: UnitOfWorkFacto
     await store(uow_factory, centre)
 
     async with uow_factory() as uow:
-        assert await uow.centres.get(centre.id) == centre
+        stored = await uow.centres.get(centre.id)
         assert await uow.centres.get(make.id()) is None
+
+    assert stored == centre
+    assert type(stored.id) is uuid.UUID  # the domain's own types, not a driver's subclasses
 
 
 async def test_updating_a_centre_bumps_its_version(uow_factory: UnitOfWorkFactory, make: Make):

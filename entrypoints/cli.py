@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 )
 @click.pass_obj
 def serve(options: _Options, host: str | None, port: int | None) -> None:
-    """Run the API (and, for now, jobs in-process) until SIGTERM or Ctrl-C."""
+    """Run the HTTP API until SIGTERM or Ctrl-C (the embedded PostgreSQL stops with it)."""
     with _clean_failures():
         settings = _settings(options)
         settings = msgspec.structs.replace(
@@ -76,7 +77,10 @@ def serve(options: _Options, host: str | None, port: int | None) -> None:
         )
         configure_logging(level=settings.log_level, log_format=settings.effective_log_format)
         first_start = not settings.data_dir.exists()
-        _run_until_stopped(lambda: _serve(settings, first_start=first_start))
+        # Claim the port before starting anything: a busy port fails fast, in one line.
+        listener = _listen(settings.host, settings.port)
+        with listener:
+            _run_until_stopped(lambda: _serve(settings, listener, first_start=first_start))
 
 
 @cli.command()
@@ -144,7 +148,25 @@ def _run_until_stopped(make: Callable[[], Any]) -> Any:
             signal.signal(sig, handler)
 
 
-async def _serve(settings: Settings, *, first_start: bool) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {err}") from None
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError as err:
+        listener.close()
+        reason = err.strerror or str(err)
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
+    return listener
+
+
+async def _serve(settings: Settings, listener: socket.socket, *, first_start: bool) -> None:
     container = await bootstrap(settings)
     try:
         _print_banner(settings, first_start=first_start)
@@ -161,7 +183,7 @@ async def _serve(settings: Settings, *, first_start: bool) -> None:
             )
         )
         with suppress(_Stopped):
-            await server.serve()
+            await server.serve(sockets=[listener])
     finally:
         await container.aclose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,18 @@ def test_python_dash_m_entrypoints_shows_the_commands() -> None:
     assert result.returncode == 0, result.stderr
     assert "serve" in result.stdout
     assert "migrate" in result.stdout
+
+
+def test_a_busy_port_stops_serve_before_anything_starts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = run(["serve", "--port", str(port)], tmp_path, HOUNSFIELD_DATA_DIR=str(data_dir))
+
+    assert result.returncode != 0
+    expected = f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert stderr_lines(result) == [expected]
+    assert not data_dir.exists()

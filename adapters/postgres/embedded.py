@@ -20,6 +20,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -82,6 +83,8 @@ class EmbeddedPostgres:
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self._system_user = SYSTEM_USER_WHEN_ROOT if _is_root() else None
+        self._owner_file = self.data_dir / ".postgres.owner"
+        self._owns = False
         self._dsn: str | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -94,8 +97,11 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start the server (initialising the cluster the first time) and return its DSN.
 
-        Safe to call when the server is already running, from this or another process: the
-        running server is reused. Raises ``EmbeddedPostgresError`` when it cannot start.
+        Safe to call when the server is already running: the running server is reused. A
+        server started by a process that is still alive stays that process's to stop (so
+        ``hounsfield migrate`` next to ``hounsfield serve`` does not pull the database from
+        under it); one left behind by a process that died is adopted by this one. Raises
+        ``EmbeddedPostgresError`` when the server cannot start.
         """
         with self._locked():
             bin_dir = self._prepare()
@@ -103,6 +109,9 @@ class EmbeddedPostgres:
                 self._initdb(bin_dir)
             if self._postmaster() is None:
                 self._pg_ctl_start(bin_dir)
+                self._take_ownership()
+            elif (owner := self._owner_pid()) is None or not _alive(owner):
+                self._take_ownership()
             info = self._postmaster()
             if info is None:
                 raise EmbeddedPostgresError(
@@ -115,48 +124,70 @@ class EmbeddedPostgres:
             f"postgresql://{SUPERUSER}@/{self.database}"
             f"?host={quote(str(socket_dir), safe='/')}&port={port}"
         )
-        _log.info("embedded postgres ready", pgdata=str(self.pgdata))
+        _log.info("embedded postgres ready", pgdata=str(self.pgdata), owner=self._owns)
         return self._dsn
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown: sessions are ended, data is flushed) and wait until
-        its processes are gone. Does nothing when it is not running."""
+        """Stop the server this object started or adopted (fast shutdown: sessions are ended,
+        data is flushed) and wait until none of its processes is left.
+
+        Does nothing when the server is not running, or when it belongs to another user of the
+        same cluster (a server this object merely reused).
+        """
         with self._locked():
+            self._dsn = None
+            if not self._owns:
+                return
+            self._owns = False
+            if self._owner_pid() == os.getpid():
+                self._owner_file.unlink(missing_ok=True)
             pid = _read_pid(self.pgdata)
             if pid is None or not _alive(pid):
-                self._dsn = None
                 return
-            bin_dir = _package_dir() / "pginstall" / "bin"
-            for mode in ("fast", "immediate"):
-                try:
-                    self._run(
-                        [
-                            bin_dir / "pg_ctl",
-                            "-D",
-                            self.pgdata,
-                            "-m",
-                            mode,
-                            "-w",
-                            "-t",
-                            str(int(self.stop_timeout_s)),
-                            "stop",
-                        ],
-                        as_server=True,
-                        timeout_s=self.stop_timeout_s + 10,
-                    )
-                except EmbeddedPostgresError as err:
-                    _log.warning("pg_ctl stop failed", mode=mode, error=str(err))
-                if _wait_gone(pid, timeout_s=10.0):
-                    break
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 9)
-                if not _wait_gone(pid, timeout_s=10.0):
-                    raise EmbeddedPostgresError(
-                        f"embedded PostgreSQL (pid {pid}) in {self.pgdata} did not stop"
-                    )
-            self._dsn = None
+            self._shut_down(pid)
             _log.info("embedded postgres stopped", pgdata=str(self.pgdata))
+
+    def _shut_down(self, pid: int) -> None:
+        bin_dir = _package_dir() / "pginstall" / "bin"
+        for mode in ("fast", "immediate"):
+            try:
+                self._run(
+                    [
+                        bin_dir / "pg_ctl",
+                        "-D",
+                        self.pgdata,
+                        "-m",
+                        mode,
+                        "-w",
+                        "-t",
+                        str(int(self.stop_timeout_s)),
+                        "stop",
+                    ],
+                    as_server=True,
+                    timeout_s=self.stop_timeout_s + 10,
+                    what="stop",
+                )
+            except EmbeddedPostgresError as err:
+                _log.warning("pg_ctl stop failed", mode=mode, error=str(err))
+            if _wait_gone(pid, timeout_s=10.0):
+                return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if not _wait_gone(pid, timeout_s=10.0):
+            raise EmbeddedPostgresError(
+                f"embedded PostgreSQL (pid {pid}) in {self.pgdata} did not stop"
+            )
+
+    def _take_ownership(self) -> None:
+        self._owner_file.write_text(f"{os.getpid()}\n")
+        self._owns = True
+
+    def _owner_pid(self) -> int | None:
+        try:
+            text = self._owner_file.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
 
     def __enter__(self) -> str:
         return self.start()

@@ -4,6 +4,7 @@ on request, reused across restarts, and leaving no server process behind."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,13 @@ def servers() -> Iterator[list[EmbeddedPostgres]]:
 
 def postmaster_pid(server: EmbeddedPostgres) -> int:
     return int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited and been reaped."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 def live(pids: list[int]) -> list[int]:
@@ -131,3 +139,37 @@ def test_a_data_directory_holding_something_else_is_refused_clearly(tmp_path: Pa
     with pytest.raises(EmbeddedPostgresError, match="not a PostgreSQL cluster"):
         EmbeddedPostgres(tmp_path / "data").start()
     assert (pgdata / "holiday.jpg").exists()
+
+
+async def test_a_server_reused_from_a_live_owner_is_left_running_by_the_guest(
+    tmp_path: Path, servers: list[EmbeddedPostgres]
+):
+    owner = EmbeddedPostgres(tmp_path / "data")
+    servers.append(owner)
+    dsn = owner.start()
+    guest = EmbeddedPostgres(tmp_path / "data")  # e.g. `hounsfield migrate` beside `serve`
+    guest.start()
+
+    guest.stop()
+
+    assert (await execute(dsn, "SELECT 1 AS one"))[0]["one"] == 1
+    pid = postmaster_pid(owner)
+    owner.stop()
+    assert live([pid]) == []
+
+
+async def test_a_server_left_by_a_process_that_died_is_adopted_and_stopped(
+    tmp_path: Path, servers: list[EmbeddedPostgres]
+):
+    crashed = EmbeddedPostgres(tmp_path / "data")
+    servers.append(crashed)
+    crashed.start()
+    pid = postmaster_pid(crashed)
+    (tmp_path / "data" / ".postgres.owner").write_text(f"{dead_pid()}\n")  # its owner died
+
+    heir = EmbeddedPostgres(tmp_path / "data")
+    servers.append(heir)
+    heir.start()
+    heir.stop()
+
+    assert live([pid]) == []

@@ -117,14 +117,17 @@ async def bootstrap(
     resources = AsyncExitStack()
     try:
         await asyncio.to_thread(ensure_private_dir, settings.data_dir)
-        secret_key = settings.secret_key or await asyncio.to_thread(
-            load_or_create_secret_key, settings.secret_key_file
+        secret_key = (
+            settings.secret_key
+            if settings.secret_key is not None
+            else await asyncio.to_thread(load_or_create_secret_key, settings.secret_key_file)
         )
         # The storage URL is checked before a database is started: fail fast and cheap.
         store = blob_store if blob_store is not None else _blob_store(settings, secret_key)
         bus = event_bus if event_bus is not None else MemoryEventBus()
         dsn: str | None = None
         migrations: list[str] = []
+        db: Database
         if database == "postgres":
             db, dsn, migrations, postgres_audit_log = await _start_postgres(
                 settings, bus, resources
@@ -177,7 +180,7 @@ async def bootstrap(
 
 async def _start_postgres(
     settings: Settings, bus: EventBus, resources: AsyncExitStack
-) -> tuple[Database, str, list[str], AuditLog]:
+) -> tuple[PostgresDatabase, str, list[str], PostgresAuditLog]:
     dsn = settings.database_url or await start_embedded_postgres(settings, resources)
     applied = await migrate(dsn)
     db = await PostgresDatabase.connect(

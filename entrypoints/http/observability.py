@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -85,11 +86,11 @@ class RequestContextMiddleware:
         self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             await self._app(scope, receive, send)
             return
         request_id = request_id_from(scope)
-        state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
 
@@ -105,12 +106,12 @@ class RequestContextMiddleware:
             try:
                 await self._app(scope, receive, send_with_request_id)
             finally:
-                if scope["type"] == "http":
+                if scope["type"] == ScopeType.HTTP:
                     self._record(scope, status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, duration_s: float) -> None:
         route = scope.get("path_template") or UNMATCHED_ROUTE
-        method = scope.get("method", "GET")
+        method = str(scope.get("method", "GET"))
         self._metrics.observe(method=method, route=route, status=status, duration_s=duration_s)
         quiet = route.startswith(_QUIET_ROUTE_PREFIXES) and status < 400
         (log.debug if quiet else log.info)(

@@ -102,7 +102,7 @@ def domain_error_to_problem(exc: DomainError) -> ProblemDetailsException:
 def _nearest_problem(cls: type[DomainError]) -> ProblemType:
     for ancestor in cls.__mro__:
         if ancestor in DOMAIN_PROBLEMS:
-            return DOMAIN_PROBLEMS[ancestor]  # type: ignore[index]
+            return DOMAIN_PROBLEMS[ancestor]
     # A domain error nobody mapped yet: the request was refused on purpose, so a 4xx.
     return ProblemType(422, "Request refused")
 
@@ -143,7 +143,9 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def problem_response(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response:
+def problem_response(
+    request: Request[Any, Any, Any], exc: ProblemDetailsException
+) -> Response[Any]:
     """Render a problem exception, adding the request id as an extension member."""
     body: dict[str, Any] = {
         "type": exc.type_ or "about:blank",
@@ -166,7 +168,7 @@ def problem_response(request: Request[Any, Any, Any], exc: ProblemDetailsExcepti
     )
 
 
-def internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response:
+def internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Any exception nobody mapped: logged in full here, nothing of it in the response."""
     log.error(
         "unhandled exception",
@@ -194,9 +196,8 @@ def exception_handlers() -> ExceptionHandlersMap:
     Litestar picks the handler of the nearest class in the exception's MRO, so a domain error
     subclass nobody listed is still a problem document of its nearest listed ancestor.
     """
-    handlers: ExceptionHandlersMap = {
-        cls: _via(domain_error_to_problem) for cls in (DomainError, *DOMAIN_PROBLEMS)
-    }
+    domain_classes: list[type[Exception]] = [DomainError, *DOMAIN_PROBLEMS]
+    handlers: ExceptionHandlersMap = {cls: _via(domain_error_to_problem) for cls in domain_classes}
     handlers[HTTPException] = _via(http_error_to_problem)
     handlers[ValidationException] = _via(validation_error_to_problem)
     handlers[Exception] = internal_error_response
@@ -205,8 +206,8 @@ def exception_handlers() -> ExceptionHandlersMap:
 
 def _via(
     convert: Callable[[Any], ProblemDetailsException],
-) -> Callable[[Request[Any, Any, Any], Any], Response]:
-    def handle(request: Request[Any, Any, Any], exc: Any) -> Response:
+) -> Callable[[Request[Any, Any, Any], Any], Response[Any]]:
+    def handle(request: Request[Any, Any, Any], exc: Any) -> Response[Any]:
         return problem_response(request, convert(exc))
 
     return handle

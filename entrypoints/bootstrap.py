@@ -11,11 +11,8 @@ order. Keyword overrides let tests and embedding teams swap in their own adapter
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
-import os
-import secrets
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -29,6 +26,7 @@ from adapters.postgres.audit_log import PostgresAuditLog
 from adapters.postgres.database import PostgresDatabase
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.migrate import migrate
+from adapters.security.tokens import load_or_create_secret
 from adapters.storage import StorageHealthProbe, blob_store_from_url
 from adapters.system import SystemClock, UuidIdGenerator
 from domain.ports import (
@@ -75,7 +73,8 @@ class Container:
     event_bus: EventBus
     clock: Clock
     ids: IdGenerator
-    secret_key: str
+    secret_key: bytes
+    """The installation secret: token signing and keys derived per purpose."""
     models_dir: Path
     health_probes: list[HealthProbe]
     database_dsn: str | None = None
@@ -117,11 +116,7 @@ async def bootstrap(
     resources = AsyncExitStack()
     try:
         await asyncio.to_thread(ensure_private_dir, settings.data_dir)
-        secret_key = (
-            settings.secret_key
-            if settings.secret_key is not None
-            else await asyncio.to_thread(load_or_create_secret_key, settings.secret_key_file)
-        )
+        secret_key = await asyncio.to_thread(installation_secret, settings)
         # The storage URL is checked before a database is started: fail fast and cheap.
         store = blob_store if blob_store is not None else _blob_store(settings, secret_key)
         bus = event_bus if event_bus is not None else MemoryEventBus()
@@ -202,7 +197,7 @@ async def start_embedded_postgres(settings: Settings, resources: AsyncExitStack)
     return dsn
 
 
-def _blob_store(settings: Settings, secret_key: str) -> BlobStore:
+def _blob_store(settings: Settings, secret_key: bytes) -> BlobStore:
     url = settings.storage_url or settings.blobs_dir.as_uri()
     return blob_store_from_url(
         url,
@@ -223,38 +218,22 @@ def _describe_storage(settings: Settings, given: BlobStore | None) -> str:
     return redact_url(settings.storage_url) or str(settings.blobs_dir)
 
 
-def derive_key(secret_key: str, purpose: str) -> bytes:
+def derive_key(secret_key: bytes, purpose: str) -> bytes:
     """A key for one purpose derived from the installation secret (HMAC-SHA256)."""
-    return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
+    return hmac.new(secret_key, purpose.encode(), hashlib.sha256).digest()
 
 
-def load_or_create_secret_key(path: Path) -> str:
-    """The secret in ``path``; created (mode 0600, 256 random bits) when missing.
-
-    The new key is written to a temp file and hard-linked into place, so two processes
-    starting at once both end up with the same, complete key.
-    """
-    if path.exists():
-        return _read_secret(path)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def installation_secret(settings: Settings) -> bytes:
+    """``HOUNSFIELD_SECRET_KEY``, else the secret kept in ``data_dir/secret_key`` (0600),
+    generated on first start. An unusable secret file is a settings error (one line)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.encode()
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_urlsafe(32) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):  # another process won: use its key
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return _read_secret(path)
-
-
-def _read_secret(path: Path) -> str:
-    key = path.read_text(encoding="ascii").strip()
-    if len(key) < 32:
-        raise SettingsError(f"{path} holds no usable secret key; delete it to generate a new one")
-    return key
+        return load_or_create_secret(settings.secret_key_file)
+    except (OSError, ValueError) as err:
+        raise SettingsError(
+            f"HOUNSFIELD_SECRET_KEY is unset and {settings.secret_key_file} is unusable: {err}"
+        ) from err
 
 
 def ensure_private_dir(path: Path) -> None:

@@ -168,7 +168,7 @@ def test_serve_runs_on_the_embedded_default_stops_cleanly_and_keeps_its_data(
     detailed = httpx.get(f"{first.base_url}/health/detailed", timeout=10.0)
     postmaster_pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
     asyncio.run(write_marker(embedded_dsn(pgdata), "written by the first run"))
-    secret = (data_dir / "secret_key").read_text()
+    secret = (data_dir / "secret_key").read_bytes()
     running_postgres = processes_mentioning(str(pgdata))
     exit_code = first.terminate()
 
@@ -194,7 +194,7 @@ def test_serve_runs_on_the_embedded_default_stops_cleanly_and_keeps_its_data(
     second_exit_code = second.terminate()
 
     assert marker == "written by the first run"
-    assert (data_dir / "secret_key").read_text() == secret
+    assert (data_dir / "secret_key").read_bytes() == secret
     assert "first start" not in second.output()
     assert "migration applied" not in second.output()
     assert second_exit_code == 0, second.output()

@@ -26,7 +26,22 @@ from adapters.postgres.repositories import (
 )
 from domain.errors import Unavailable
 from domain.events import DomainEvent
-from domain.ports import EventBus
+from domain.ports import (
+    AnalysisResultRepository,
+    AnnotationRepository,
+    ApiKeyRepository,
+    CentreRepository,
+    EventBus,
+    InstanceRepository,
+    InvoiceRepository,
+    JobRepository,
+    MeasurementRepository,
+    PriceListRepository,
+    ReportRepository,
+    SeriesRepository,
+    StudyRepository,
+    UserRepository,
+)
 
 _log = structlog.get_logger(__name__)
 
@@ -49,19 +64,20 @@ class PostgresUnitOfWork:
     published through the event bus, in order, only after the commit that covers them.
     """
 
-    centres: PostgresCentreRepository
-    users: PostgresUserRepository
-    api_keys: PostgresApiKeyRepository
-    studies: PostgresStudyRepository
-    series: PostgresSeriesRepository
-    instances: PostgresInstanceRepository
-    jobs: PostgresJobRepository
-    results: PostgresAnalysisResultRepository
-    reports: PostgresReportRepository
-    measurements: PostgresMeasurementRepository
-    annotations: PostgresAnnotationRepository
-    prices: PostgresPriceListRepository
-    invoices: PostgresInvoiceRepository
+    # Typed as the ports (attributes of a Protocol are invariant), bound in __aenter__.
+    centres: CentreRepository
+    users: UserRepository
+    api_keys: ApiKeyRepository
+    studies: StudyRepository
+    series: SeriesRepository
+    instances: InstanceRepository
+    jobs: JobRepository
+    results: AnalysisResultRepository
+    reports: ReportRepository
+    measurements: MeasurementRepository
+    annotations: AnnotationRepository
+    prices: PriceListRepository
+    invoices: InvoiceRepository
 
     def __init__(self, pool: asyncpg.Pool, *, event_bus: EventBus | None = None) -> None:
         self._pool = pool

@@ -1,0 +1,70 @@
+"""The header of an instance as DICOM JSON (PS3.18 F.2), without bulk data."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+
+BULK_DATA_THRESHOLD_BYTES = 1024
+"""Binary values (OB, OW, OF, OD, OL, OV, UN) longer than this are left out of the header."""
+
+PIXEL_DATA_TAGS = frozenset({"7FE00010", "7FE00008", "7FE00009"})
+"""``PixelData``, ``FloatPixelData`` and ``DoubleFloatPixelData``: always left out."""
+
+_DROPPED = "urn:hounsfield:dropped-bulk-data"
+
+
+def _drop(_element: DataElement) -> str:
+    return _DROPPED
+
+
+def _prune(node: Any) -> Any:
+    if isinstance(node, dict):
+        pruned: dict[str, Any] = {}
+        for key, item in node.items():
+            if key in PIXEL_DATA_TAGS:
+                continue
+            if isinstance(item, dict) and item.get("BulkDataURI") == _DROPPED:
+                continue
+            pruned[key] = _prune(item)
+        return pruned
+    if isinstance(node, list):
+        return [_prune(item) for item in node]
+    # plain builtins only: pydicom hands out str/int/float subclasses (UID, IS, DSfloat)
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node) if math.isfinite(node) else None
+    return str(node)
+
+
+def header_json(
+    ds: Dataset, *, bulk_data_threshold_bytes: int = BULK_DATA_THRESHOLD_BYTES
+) -> dict[str, object]:
+    """``ds`` as a DICOM JSON object, pixel data and large binary values left out.
+
+    Pixel data (``7FE0,0010``/``0008``/``0009``) is dropped at every level (icon images in
+    sequences too); any other binary value longer than ``bulk_data_threshold_bytes`` (overlay
+    data, waveforms, private blobs) is dropped as well, smaller ones stay inline as base64
+    (``InlineBinary``). Elements whose values cannot be encoded are skipped; the stored file
+    keeps them byte for byte. The file meta group (0002) is not part of the dataset and is not
+    included.
+
+    Returns:
+        A dict keyed by 8-hex-digit tags, each ``{"vr": ..., "Value": [...]}``, ready for
+        ``msgspec.json.encode``.
+    """
+    encoded = ds.to_json_dict(
+        bulk_data_threshold=bulk_data_threshold_bytes,
+        bulk_data_element_handler=_drop,
+        suppress_invalid_tags=True,
+    )
+    result: dict[str, object] = _prune(encoded)
+    return result

@@ -2,7 +2,7 @@
 fields. Pure numpy; the file formats are read by ``adapters.dicom`` and ``adapters.images``."""
 
 from domain.imaging.frames import Frames
-from domain.imaging.geometry import Volume, affine_from_lps_to_ras, orthonormal_direction
+from domain.imaging.geometry import Volume, flip_lps_ras, orthonormal_direction
 from domain.imaging.ingest import (
     SECONDARY_CAPTURE_IMAGE_STORAGE,
     ImageFields,
@@ -48,9 +48,9 @@ __all__ = [
     "VoiLutFunction",
     "Volume",
     "WindowSource",
-    "affine_from_lps_to_ras",
     "apply_window",
     "choose_window",
+    "flip_lps_ras",
     "min_max_window",
     "orthonormal_direction",
     "sort_slices",

@@ -185,7 +185,7 @@ class Volume:
         return result
 
 
-def affine_from_lps_to_ras(affine: npt.ArrayLike) -> FloatArray:
+def flip_lps_ras(affine: npt.ArrayLike) -> FloatArray:
     """Flip a 4x4 affine between DICOM LPS and NIfTI RAS patient axes (its own inverse).
 
     RAS and LPS differ by the sign of the first two patient axes, so

@@ -22,10 +22,13 @@ from typing import Literal, Protocol
 import structlog
 
 from adapters.memory import MemoryAuditLog, MemoryDatabase, MemoryEventBus
+from adapters.memory.rate_limits import MemoryRateLimiter
 from adapters.postgres.audit_log import PostgresAuditLog
 from adapters.postgres.database import PostgresDatabase
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.migrate import migrate
+from adapters.postgres.rate_limits import PostgresRateLimiter
+from adapters.security import Argon2PasswordHasher
 from adapters.security.tokens import load_or_create_secret
 from adapters.storage import StorageHealthProbe, blob_store_from_url
 from adapters.system import SystemClock, UuidIdGenerator
@@ -36,15 +39,18 @@ from domain.ports import (
     EventBus,
     HealthProbe,
     IdGenerator,
+    PasswordHasher,
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from domain.ports.rate_limits import RateLimiter
 from entrypoints.health import (
     BrokerReachabilityProbe,
     InProcessQueueProbe,
     ModelsProbe,
     PingProbe,
 )
+from entrypoints.services import Services, build_services, token_service
 from entrypoints.settings import Settings, SettingsError, redact_url
 
 log = structlog.get_logger(__name__)
@@ -77,6 +83,7 @@ class Container:
     """The installation secret: token signing and keys derived per purpose."""
     models_dir: Path
     health_probes: list[HealthProbe]
+    services: Services
     database_dsn: str | None = None
     """The PostgreSQL DSN in use (embedded or configured); ``None`` for other databases."""
     applied_migrations: list[str] = field(default_factory=list)
@@ -97,6 +104,8 @@ async def bootstrap(
     event_bus: EventBus | None = None,
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
+    password_hasher: PasswordHasher | None = None,
+    rate_limiter: RateLimiter | None = None,
     extra_probes: Sequence[HealthProbe] = (),
 ) -> Container:
     """Build the container for ``settings``.
@@ -105,8 +114,9 @@ async def bootstrap(
         settings: the validated settings.
         database: ``"postgres"`` (``settings.database_url``, or an embedded server in the
             data dir when it is ``None``), ``"memory"``, or a ready database adapter.
-        audit_log, blob_store, event_bus, clock, ids: adapters to use instead of the ones
-            the settings describe.
+        audit_log, blob_store, event_bus, clock, ids, password_hasher, rate_limiter:
+            adapters to use instead of the ones the settings describe (tests pass a cheap
+            password hasher, for instance).
         extra_probes: more health probes for ``/health/detailed``.
 
     Raises:
@@ -132,6 +142,27 @@ async def bootstrap(
             db = MemoryDatabase(event_bus=bus)
         else:
             db = database
+        clock = clock if clock is not None else SystemClock()
+        ids = ids if ids is not None else UuidIdGenerator()
+        audit_log = audit_log if audit_log is not None else MemoryAuditLog()
+        if rate_limiter is None:
+            rate_limiter = (
+                PostgresRateLimiter(db, clock=clock)
+                if isinstance(db, PostgresDatabase)
+                else MemoryRateLimiter(clock=clock)
+            )
+        services = build_services(
+            settings=settings,
+            uow=db.unit_of_work,
+            audit_log=audit_log,
+            clock=clock,
+            ids=ids,
+            hasher=password_hasher if password_hasher is not None else Argon2PasswordHasher(),
+            limiter=rate_limiter,
+            tokens=await asyncio.to_thread(
+                token_service, settings, derive_key(secret_key, "access-tokens"), clock
+            ),
+        )
         models_dir = settings.models_dir or BUNDLED_MODELS_DIR
         probes: list[HealthProbe] = [
             PingProbe("database", db.ping),
@@ -148,11 +179,12 @@ async def bootstrap(
             settings=settings,
             database=db,
             uow_factory=db.unit_of_work,
-            audit_log=audit_log if audit_log is not None else MemoryAuditLog(),
+            audit_log=audit_log,
             blob_store=store,
             event_bus=bus,
-            clock=clock if clock is not None else SystemClock(),
-            ids=ids if ids is not None else UuidIdGenerator(),
+            clock=clock,
+            ids=ids,
+            services=services,
             secret_key=secret_key,
             models_dir=models_dir,
             health_probes=probes,

@@ -65,6 +65,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_token_ttl_s: int = 1800
     public_base_url: str | None = None
     """The URL clients reach the API at (for presigned and absolute links)."""
+    token_issuer: str = "hounsfield"
+    token_audience: str = "hounsfield-api"
+    token_private_key_file: Path | None = None
+    """A PEM RSA or EC (P-256) private key: tokens are then RS256/ES256 instead of HS256."""
+    rate_limit_uploads_per_minute: int = 100
+    """Per client; a centre as a whole gets ten times as many."""
+    rate_limit_analyses_per_minute: int = 100
+    rate_limit_reads_per_minute: int = 1000
+    initial_admin: bool = True
+    """Create an ``admin`` with a generated password, printed once, when no admin exists."""
 
     def __repr__(self) -> str:
         shown = {name: getattr(self, name) for name in self.__struct_fields__}
@@ -167,6 +177,13 @@ _EXPECTED: dict[str, str] = {
     "db_pool_max_size": "a positive integer, at least db_pool_min_size",
     "access_token_ttl_s": "a positive integer (seconds)",
     "public_base_url": "an http:// or https:// URL",
+    "token_issuer": "a non-empty string",
+    "token_audience": "a non-empty string",
+    "token_private_key_file": "the path of a PEM RSA or EC private key file",
+    "rate_limit_uploads_per_minute": "a positive integer",
+    "rate_limit_analyses_per_minute": "a positive integer",
+    "rate_limit_reads_per_minute": "a positive integer",
+    "initial_admin": "true or false",
 }
 
 
@@ -232,13 +249,28 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
         raise fail("port")
     if not settings.host:
         raise fail("host")
-    for name in ("max_upload_bytes", "db_pool_min_size", "access_token_ttl_s"):
+    for name in (
+        "max_upload_bytes",
+        "db_pool_min_size",
+        "access_token_ttl_s",
+        "rate_limit_uploads_per_minute",
+        "rate_limit_analyses_per_minute",
+        "rate_limit_reads_per_minute",
+    ):
         if getattr(settings, name) <= 0:
             raise fail(name)
     if settings.db_pool_max_size < max(settings.db_pool_min_size, 1):
         raise fail("db_pool_max_size")
     if settings.secret_key is not None and len(settings.secret_key) < 32:
         raise fail("secret_key")
+    for name in ("token_issuer", "token_audience"):
+        if not getattr(settings, name).strip():
+            raise fail(name)
+    if (
+        settings.token_private_key_file is not None
+        and not settings.token_private_key_file.is_file()
+    ):
+        raise fail("token_private_key_file")
     if settings.database_url is not None:
         parts = urlsplit(settings.database_url)
         if parts.scheme not in DATABASE_SCHEMES or not (parts.hostname or parts.query):

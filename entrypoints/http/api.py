@@ -12,6 +12,9 @@ import msgspec
 from litestar import Controller, Router, get
 from litestar.types import ControllerRouterHandler
 
+from entrypoints.http.identity.controllers import IDENTITY_CONTROLLERS
+from entrypoints.http.security import AuthenticationMiddleware
+
 API_V1_PATH = "/api/v1"
 
 
@@ -26,15 +29,25 @@ class ApiInfoController(Controller):
     path = "/"
     tags = ["meta"]
 
-    @get("/", operation_id="getApiInfo", summary="What this API is and where its documentation is")
+    @get(
+        "/",
+        operation_id="getApiInfo",
+        summary="What this API is and where its documentation is (public, like the docs)",
+        exclude_from_auth=True,
+    )
     async def info(self) -> ApiInfo:
         return ApiInfo(
             name="Hounsfield", api_version="v1", docs_url="/docs", openapi_url="/openapi.json"
         )
 
 
-API_V1_CONTROLLERS: list[ControllerRouterHandler] = [ApiInfoController]
+API_V1_CONTROLLERS: list[ControllerRouterHandler] = [ApiInfoController, *IDENTITY_CONTROLLERS]
 
 
 def api_v1_router(extra: Sequence[ControllerRouterHandler] = ()) -> Router:
-    return Router(path=API_V1_PATH, route_handlers=[*API_V1_CONTROLLERS, *extra])
+    """Every route under ``/api/v1``; all but signing in need credentials."""
+    return Router(
+        path=API_V1_PATH,
+        route_handlers=[*API_V1_CONTROLLERS, *extra],
+        middleware=[AuthenticationMiddleware()],
+    )

@@ -17,7 +17,12 @@ from entrypoints.http import create_app_from_env
 from tests.api.conftest import ClientFactory
 
 
-@post("/test-uploads", operation_id="createTestUpload", include_in_schema=False)
+@post(
+    "/test-uploads",
+    operation_id="createTestUpload",
+    include_in_schema=False,
+    exclude_from_auth=True,
+)
 async def upload(body: RawBody) -> dict[str, int]:
     return {"size_bytes": len(body)}
 

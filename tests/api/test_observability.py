@@ -17,7 +17,12 @@ from entrypoints.logging import configure_logging
 from tests.api.conftest import ClientFactory
 
 
-@get("/test-things/{thing_id:str}", operation_id="getTestThing", include_in_schema=False)
+@get(
+    "/test-things/{thing_id:str}",
+    operation_id="getTestThing",
+    include_in_schema=False,
+    exclude_from_auth=True,
+)
 async def get_thing(thing_id: FromPath[str]) -> dict[str, str]:
     return {"id": thing_id}
 

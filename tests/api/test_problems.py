@@ -43,7 +43,12 @@ class UnmappedRefusal(DomainError):
     code = "unmapped-refusal"
 
 
-@get("/test-errors/{name:str}", operation_id="raiseTestError", include_in_schema=False)
+@get(
+    "/test-errors/{name:str}",
+    operation_id="raiseTestError",
+    include_in_schema=False,
+    exclude_from_auth=True,
+)
 async def raise_error(name: FromPath[str]) -> None:
     if name == "unmapped":
         raise UnmappedRefusal("refused by a rule nobody mapped yet")
@@ -52,7 +57,7 @@ async def raise_error(name: FromPath[str]) -> None:
     raise ERRORS[name]
 
 
-@get("/test-count", operation_id="countTest", include_in_schema=False)
+@get("/test-count", operation_id="countTest", include_in_schema=False, exclude_from_auth=True)
 async def count(limit: FromQuery[int]) -> dict[str, int]:
     return {"limit": limit}
 

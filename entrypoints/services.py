@@ -1,0 +1,80 @@
+"""The use cases, built once per process from the container's adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.security import JwtTokenService, Sha256ApiKeySecrets
+from domain.ports import AuditLog, Clock, IdGenerator, PasswordHasher, UnitOfWorkFactory
+from domain.ports.rate_limits import RateLimiter
+from domain.ports.security import TokenService
+from domain.services.api_keys import ApiKeyService
+from domain.services.audit_trail import AuditTrailService
+from domain.services.auditing import Auditor
+from domain.services.auth import AuthService
+from domain.services.centres import CentreService
+from domain.services.users import UserService
+from entrypoints.settings import Settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    auditor: Auditor
+    centres: CentreService
+    users: UserService
+    auth: AuthService
+    api_keys: ApiKeyService
+    audit_trail: AuditTrailService
+    limiter: RateLimiter
+    tokens: TokenService
+
+
+def token_service(settings: Settings, signing_key: bytes, clock: Clock) -> TokenService:
+    """HS256 with a key derived from the installation secret, or RS256/ES256 with a key file."""
+    if settings.token_private_key_file is not None:
+        return JwtTokenService(
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            private_key_pem=settings.token_private_key_file.read_bytes(),
+            clock=clock,
+        )
+    return JwtTokenService(
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        secret=signing_key,
+        clock=clock,
+    )
+
+
+def build_services(
+    *,
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    audit_log: AuditLog,
+    clock: Clock,
+    ids: IdGenerator,
+    hasher: PasswordHasher,
+    limiter: RateLimiter,
+    tokens: TokenService,
+) -> Services:
+    auditor = Auditor(log=audit_log, clock=clock, ids=ids)
+    key_secrets = Sha256ApiKeySecrets()
+    return Services(
+        auditor=auditor,
+        centres=CentreService(uow=uow, clock=clock, ids=ids, auditor=auditor),
+        users=UserService(uow=uow, clock=clock, ids=ids, hasher=hasher, auditor=auditor),
+        auth=AuthService(
+            uow=uow,
+            clock=clock,
+            hasher=hasher,
+            tokens=tokens,
+            key_secrets=key_secrets,
+            limiter=limiter,
+            auditor=auditor,
+            access_token_ttl_s=settings.access_token_ttl_s,
+        ),
+        api_keys=ApiKeyService(uow=uow, clock=clock, ids=ids, secrets=key_secrets, auditor=auditor),
+        audit_trail=AuditTrailService(log=audit_log),
+        limiter=limiter,
+        tokens=tokens,
+    )

@@ -8,8 +8,9 @@ every irregularity is reported as a :class:`GeometryProblem`.
 
 Tolerances (constants below): direction cosines agree within 1e-3 per component (about 0.06°);
 pixel spacings within 1e-4 mm + 0.01%; two slices closer than 1e-3 mm along the normal are
-duplicates; a step between neighbouring slices is non-uniform when it differs from the median step
-by more than max(0.01 mm, 1% of the median), and a gap when it is over 1.5 times the median.
+duplicates; a step between neighbouring slices is non-uniform when it differs from the nominal step
+by more than max(0.01 mm, 1% of the nominal step), and a gap when it is over 1.5 times the nominal
+step (the median of the steps, gaps left out: see ``_nominal_step``).
 An orientation more than 0.5° away from the patient axes is reported as oblique and kept as is
 (never snapped); a slice stack whose positions drift in-plane by more than 0.1° from the normal
 is reported as sheared (gantry tilt) and kept exact in the affine.
@@ -122,7 +123,7 @@ class SliceOrder(msgspec.Struct, frozen=True, kw_only=True):
     positions: tuple[float, ...]
     """Signed distance (mm) of each sorted slice along ``normal``: ``dot(IPP, normal)``."""
     spacing: float | None
-    """Median distance (mm) between neighbouring distinct positions; None for a single slice or
+    """Nominal distance (mm) between neighbouring distinct positions; None for a single slice or
     when positions are missing."""
     normal: Vector3
     """Unit slice normal ``IOP[0:3] x IOP[3:6]`` of the first slice, in LPS."""
@@ -223,6 +224,18 @@ def _consistency_problems(slices: Sequence[SliceGeometry]) -> list[GeometryProbl
     return problems
 
 
+def _nominal_step(steps: npt.NDArray[np.float64]) -> float:
+    """The expected distance between neighbouring slices.
+
+    The median of the steps near the smallest one (up to 1.5 times it) when they are at least
+    half of all steps, so that gaps do not inflate it even in short series; else the median.
+    """
+    near_smallest = steps[steps <= GAP_FACTOR * float(steps.min())]
+    if 2 * near_smallest.size >= steps.size:
+        return float(np.median(near_smallest))
+    return float(np.median(steps))
+
+
 def _spacing_problems(
     order: list[int], distances: npt.NDArray[np.float64]
 ) -> tuple[float | None, list[GeometryProblem]]:
@@ -245,24 +258,24 @@ def _spacing_problems(
     distinct = steps[steps > DUPLICATE_TOLERANCE_MM]
     if distinct.size == 0:
         return None, problems
-    median = float(np.median(distinct))
-    tolerance = max(SPACING_ATOL_MM, SPACING_RTOL * median)
+    nominal = _nominal_step(distinct)
+    tolerance = max(SPACING_ATOL_MM, SPACING_RTOL * nominal)
     gaps: list[int] = []
     uneven: list[int] = []
     for position, step in enumerate(steps):
-        if step <= DUPLICATE_TOLERANCE_MM or abs(step - median) <= tolerance:
+        if step <= DUPLICATE_TOLERANCE_MM or abs(step - nominal) <= tolerance:
             continue
-        (gaps if step > GAP_FACTOR * median else uneven).append(position)
+        (gaps if step > GAP_FACTOR * nominal else uneven).append(position)
     if gaps:
         first = gaps[0]
-        missing = sum(round(float(steps[g]) / median) - 1 for g in gaps)
+        missing = sum(round(float(steps[g]) / nominal) - 1 for g in gaps)
         problems.append(
             GeometryProblem(
                 code=ProblemCode.GAP,
                 detail=(
                     f"{len(gaps)} gap(s) in the slice positions, about {missing} slice(s) "
                     f"missing: {float(steps[first]):.3f} mm between slices {order[first]} and "
-                    f"{order[first + 1]} where the median step is {median:.3f} mm "
+                    f"{order[first + 1]} where the nominal step is {nominal:.3f} mm "
                     f"(tolerance {tolerance:.3f} mm)"
                 ),
                 slices=tuple(sorted({order[g] for g in gaps} | {order[g + 1] for g in gaps})),
@@ -274,14 +287,14 @@ def _spacing_problems(
             GeometryProblem(
                 code=ProblemCode.NON_UNIFORM_SPACING,
                 detail=(
-                    f"{len(uneven)} step(s) between slices differ from the median "
-                    f"{median:.3f} mm by more than {tolerance:.3f} mm "
+                    f"{len(uneven)} step(s) between slices differ from the nominal step "
+                    f"{nominal:.3f} mm by more than {tolerance:.3f} mm "
                     f"(from {low:.3f} to {high:.3f} mm)"
                 ),
                 slices=tuple(sorted({order[u] for u in uneven} | {order[u + 1] for u in uneven})),
             )
         )
-    return median, problems
+    return nominal, problems
 
 
 def _placement_problems(

@@ -99,6 +99,44 @@ def migrate(options: _Options) -> None:
             click.echo("up to date: no migrations to apply")
 
 
+@cli.group()
+def users() -> None:
+    """Manage user accounts from the command line."""
+
+
+@users.command("create-admin")
+@click.option("--username", default="admin", show_default=True, help="The new admin's username.")
+@click.option("--email", required=True, help="The new admin's email address.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting.",
+)
+@click.pass_obj
+def create_admin(options: _Options, username: str, email: str, password_stdin: bool) -> None:
+    """Create an admin account (works whether or not another admin exists)."""
+    with _clean_failures():
+        settings = _settings(options)
+        if password_stdin:
+            password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        configure_logging(level="warning", log_format=settings.effective_log_format)
+        user = _run_until_stopped(lambda: _create_admin(settings, username, email, password))
+        if user is not None:
+            click.echo(f"created admin {user.username} ({user.id})")
+
+
+async def _create_admin(settings: Settings, username: str, email: str, password: str) -> Any:
+    container = await bootstrap(settings)
+    try:
+        return await container.services.users.create_admin(
+            username=username, email=email, password=password
+        )
+    finally:
+        await container.aclose()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="hounsfield")
@@ -170,6 +208,14 @@ async def _serve(settings: Settings, listener: socket.socket, *, first_start: bo
     container = await bootstrap(settings)
     try:
         _print_banner(settings, first_start=first_start)
+        if settings.initial_admin and not settings.database_url:
+            password = await container.services.users.ensure_initial_admin()
+            if password is not None:
+                # Shown once on the terminal, never logged; there is no fixed default password.
+                click.echo(
+                    "\n  No admin existed, so one was created. Sign in once and change the"
+                    f" password:\n    username  admin\n    password  {password}\n"
+                )
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(container),

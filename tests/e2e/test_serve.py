@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -139,6 +140,17 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Path], Server]]:
             server.process.wait()
 
 
+def sign_in_as_first_admin(server: Server) -> httpx.Response:
+    """Sign in with the admin password that the first start printed on the terminal."""
+    match = re.search(r"password\s+(\S+)", server.output())
+    assert match, f"no generated admin password was printed:\n{server.output()}"
+    return httpx.post(
+        f"{server.base_url}/api/v1/auth/token",
+        data={"username": "admin", "password": match.group(1)},
+        timeout=10.0,
+    )
+
+
 async def write_marker(dsn: str, value: str) -> None:
     connection = await asyncpg.connect(dsn)
     try:
@@ -166,6 +178,7 @@ def test_serve_runs_on_the_embedded_default_stops_cleanly_and_keeps_its_data(
     first = serve(data_dir)
     first.wait_healthy()
     detailed = httpx.get(f"{first.base_url}/health/detailed", timeout=10.0)
+    signed_in = sign_in_as_first_admin(first)
     postmaster_pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
     asyncio.run(write_marker(embedded_dsn(pgdata), "written by the first run"))
     secret = (data_dir / "secret_key").read_bytes()
@@ -193,6 +206,9 @@ def test_serve_runs_on_the_embedded_default_stops_cleanly_and_keeps_its_data(
     marker = asyncio.run(read_marker(embedded_dsn(pgdata)))
     second_exit_code = second.terminate()
 
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["user"]["role"] == "admin"
+    assert "password" not in second.output()  # the generated password is shown once only
     assert marker == "written by the first run"
     assert (data_dir / "secret_key").read_bytes() == secret
     assert "first start" not in second.output()

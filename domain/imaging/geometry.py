@@ -57,7 +57,9 @@ class Volume:
     Attributes:
         voxels: float32 array of shape ``(z, y, x)`` = ``(slice, row, column)``, in modality
             output units (Hounsfield units for CT after ``RescaleSlope``/``RescaleIntercept``).
-        spacing: ``(z, y, x)`` voxel spacing in mm, each > 0.
+        spacing: ``(z, y, x)`` voxel spacing in mm, each > 0. ``z`` is the distance between
+            neighbouring slice positions: for a sheared stack it exceeds the perpendicular
+            slice distance (use :attr:`voxel_volume_mm3` for volumes).
         direction: float64 array of shape ``(3, 3)``; columns are the unit vectors of the
             ``i`` (column), ``j`` (row) and ``k`` (slice) index axes in patient LPS coordinates.
         origin: patient LPS position (mm) of the centre of voxel ``(i, j, k) = (0, 0, 0)``.
@@ -149,6 +151,15 @@ class Volume:
         matrix[:3, :3] = self.direction * np.array([spacing_x, spacing_y, spacing_z])
         matrix[:3, 3] = self.origin
         return matrix
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        """The volume of one voxel in mm3: ``|det(affine[:3, :3])|``.
+
+        Equal to the product of the spacings for an orthogonal grid; smaller for a sheared
+        (gantry-tilted) one, whose slice axis is not perpendicular to the image plane.
+        """
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
 
     def index_to_patient(self, indices: npt.ArrayLike) -> FloatArray:
         """Map continuous voxel indices to patient LPS positions.

@@ -4,24 +4,45 @@
 the blob store is the default filesystem store in the temporary data dir. Requests go through
 httpx's ASGI transport on the test's own event loop (Litestar's test clients run the app on
 another thread's loop, where an asyncpg pool made here cannot be used).
+
+Passwords are hashed with the cheap Argon2 profile unless a test passes ``password_hasher``;
+``clock`` and ``rate_limiter`` replace the system clock and the settings' limiter.
+``make_served`` answers the client together with its container and app, for tests that seed
+data through the use cases or walk the app's routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
-from domain.ports import HealthProbe
+from adapters.security import Argon2PasswordHasher
+from domain.ports import Clock, HealthProbe, PasswordHasher
+from domain.ports.rate_limits import RateLimiter
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http import create_app
 from entrypoints.settings import Settings
 
 ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Served:
+    """An application under test: the client that calls it, its container and the app."""
+
+    client: httpx.AsyncClient
+    container: Container
+    app: Litestar
+
+
+ServedFactory = Callable[..., Awaitable[Served]]
 
 
 def settings_for(data_dir: Path, **env: str) -> Settings:
@@ -31,7 +52,7 @@ def settings_for(data_dir: Path, **env: str) -> Settings:
 
 
 @pytest.fixture
-async def make_client(tmp_path: Path) -> AsyncIterator[ClientFactory]:
+async def make_served(tmp_path: Path) -> AsyncIterator[ServedFactory]:
     async with AsyncExitStack() as stack:
 
         async def make(
@@ -39,22 +60,37 @@ async def make_client(tmp_path: Path) -> AsyncIterator[ClientFactory]:
             database: str = "memory",
             routes: Sequence[ControllerRouterHandler] = (),
             probes: Sequence[HealthProbe] = (),
+            password_hasher: PasswordHasher | None = None,
+            clock: Clock | None = None,
+            rate_limiter: RateLimiter | None = None,
             **env: str,
-        ) -> httpx.AsyncClient:
+        ) -> Served:
             settings = settings_for(tmp_path / "data", **env)
             container: Container = await bootstrap(
                 settings,
                 database=database,  # type: ignore[arg-type]
                 extra_probes=probes,
+                password_hasher=password_hasher or Argon2PasswordHasher.for_tests(),
+                clock=clock,
+                rate_limiter=rate_limiter,
             )
             stack.push_async_callback(container.aclose)
             app = create_app(container, extra_api_handlers=routes)
             client = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://testserver"
             )
-            return await stack.enter_async_context(client)
+            client = await stack.enter_async_context(client)
+            return Served(client=client, container=container, app=app)
 
         yield make
+
+
+@pytest.fixture
+async def make_client(make_served: ServedFactory) -> ClientFactory:
+    async def make(**options: object) -> httpx.AsyncClient:
+        return (await make_served(**options)).client
+
+    return make
 
 
 @pytest.fixture

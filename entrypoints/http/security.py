@@ -58,7 +58,7 @@ def presented_credential(connection: ASGIConnection[Any, Any, Any, Any]) -> tupl
     value = value.strip()
     if scheme.lower() == "bearer" and value:
         return ("api_key" if value.startswith(API_KEY_PREFIX) else "token"), value
-    if connection.scope["type"] == "websocket":
+    if connection.scope["type"] == ScopeType.WEBSOCKET:
         token = connection.query_params.get("token")
         if token:
             return ("api_key" if token.startswith(API_KEY_PREFIX) else "token"), token
@@ -118,10 +118,10 @@ class AuthenticationMiddleware(ASGIMiddleware):
         category = rate_category(scope.get("method", "GET"), scope["path"])  # type: ignore[arg-type]
         if category is not None:
             await enforce_rate_limits(container, principal, category)
-        scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal  # type: ignore[misc]
+        scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
         await next_app(scope, receive, send)
 
 
 def provide_principal(scope: Scope) -> Principal:
-    principal: Principal = scope["state"][PRINCIPAL_STATE_KEY]  # type: ignore[typeddict-item]
+    principal: Principal = scope["state"][PRINCIPAL_STATE_KEY]
     return principal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -65,7 +65,7 @@ class AuthController(Controller):
     )
     async def token(
         self,
-        request: Request[object, object, object],
+        request: Request[Any, Any, Any],
         container: NamedDependency[Container],
         data: Annotated[TokenForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> TokenRead:
@@ -146,7 +146,7 @@ class UserController(Controller):
         user_id: FromPath[UUID],
         data: JSONBody[UserUpdate],
     ) -> UserRead:
-        command = UpdateUser(**_given(data))
+        command = msgspec.convert(msgspec.to_builtins(data), UpdateUser)
         return read_as(await container.services.users.update(principal, user_id, command), UserRead)
 
     @patch("/{user_id:uuid}/deactivate", operation_id="deactivateUser", summary="Deactivate a user")
@@ -207,7 +207,7 @@ class CentreController(Controller):
         centre_id: FromPath[UUID],
         data: JSONBody[CentreUpdate],
     ) -> CentreRead:
-        command = UpdateCentre(**_given(data))
+        command = msgspec.convert(msgspec.to_builtins(data), UpdateCentre)
         updated = await container.services.centres.update(principal, centre_id, command)
         return read_as(updated, CentreRead)
 
@@ -315,14 +315,6 @@ class AuditController(Controller):
             principal, where, Page(skip=skip, limit=limit)
         )
         return [read_as(e, AuditEventRead) for e in events]
-
-
-def _given(update: msgspec.Struct) -> dict[str, object]:
-    return {
-        name: value
-        for name in update.__struct_fields__
-        if (value := getattr(update, name)) is not msgspec.UNSET
-    }
 
 
 IDENTITY_CONTROLLERS = [

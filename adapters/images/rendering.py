@@ -41,12 +41,9 @@ def encode_picture(
     """Encode an 8-bit picture: ``(rows, columns)`` gray or ``(rows, columns, 3)`` RGB."""
     chosen = format if isinstance(format, RenderFormat) else RenderFormat.parse(format)
     array = np.ascontiguousarray(picture, dtype=np.uint8)
-    if array.ndim == 2:
-        image = Image.fromarray(array, mode="L")
-    elif array.ndim == 3 and array.shape[2] == 3:
-        image = Image.fromarray(array, mode="RGB")
-    else:
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise InvalidInput(f"cannot encode a picture of shape {array.shape}")
+    image = Image.fromarray(array)  # uint8: "L" for 2-D, "RGB" for 3 samples
     buffer = io.BytesIO()
     if chosen is RenderFormat.PNG:
         image.save(buffer, format="PNG", compress_level=6)

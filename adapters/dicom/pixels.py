@@ -112,18 +112,25 @@ def _to_uint8(array: npt.NDArray[Any], bits: int) -> npt.NDArray[np.uint8]:
 
 
 def _rescale(ds: Dataset, array: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    """Apply the Modality LUT (PS3.3 C.11.1) frame by frame: Modality LUT Sequence, Rescale
-    Slope/Intercept, or the enhanced multi-frame Pixel Value Transformation functional group."""
-    if "ModalityLUTSequence" in ds or (
-        "RescaleSlope" in ds and "RescaleIntercept" in ds and attributes.number(ds, "RescaleSlope")
-    ):
+    """Apply the Modality LUT (PS3.3 C.11.1) to ``(frames, rows, columns)`` stored values.
+
+    In order: a Modality LUT Sequence; ``RescaleSlope``/``RescaleIntercept`` (a missing slope
+    is 1); else, for enhanced multi-frame images, each frame's Pixel Value Transformation
+    functional group. Computed in float32, which holds every 16-bit stored value exactly.
+    """
+    if "ModalityLUTSequence" in ds:
         try:
             return np.asarray(apply_modality_lut(array, ds), dtype=np.float32)
         except Exception as err:
             raise InvalidInput(f"the Modality LUT cannot be applied: {_reason(err)}") from err
     result = array.astype(np.float32)
-    if "RescaleIntercept" in ds and "RescaleSlope" not in ds:
-        result += attributes.number(ds, "RescaleIntercept") or 0.0
+    if "RescaleIntercept" in ds or "RescaleSlope" in ds:
+        slope = attributes.number(ds, "RescaleSlope")
+        intercept = attributes.number(ds, "RescaleIntercept") or 0.0
+        if slope and slope != 1.0:
+            result *= np.float32(slope)
+        if intercept:
+            result += np.float32(intercept)
         return result
     for index in range(result.shape[0]):
         group = attributes.functional_group(ds, "PixelValueTransformationSequence", index)
@@ -131,7 +138,7 @@ def _rescale(ds: Dataset, array: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
             break
         slope = attributes.number(group, "RescaleSlope")
         intercept = attributes.number(group, "RescaleIntercept") or 0.0
-        result[index] = result[index] * (slope if slope else 1.0) + intercept
+        result[index] = result[index] * np.float32(slope if slope else 1.0) + np.float32(intercept)
     return result
 
 

@@ -33,6 +33,20 @@ PIXEL_MODULE = (
     ("BitsAllocated", "0028,0100"),
     ("PhotometricInterpretation", "0028,0004"),
 )
+SUPPORTED_PHOTOMETRIC = frozenset(
+    {
+        "MONOCHROME1",
+        "MONOCHROME2",
+        "RGB",
+        "PALETTE COLOR",
+        "YBR_FULL",
+        "YBR_FULL_422",
+        "YBR_ICT",
+        "YBR_RCT",
+        "YBR_PARTIAL_420",
+        "YBR_PARTIAL_422",
+    }
+)
 MAX_DECODED_BYTES = 2 * 1024**3
 """Files whose pixels would decode to more than this are refused before decoding."""
 
@@ -136,7 +150,20 @@ def _check_pixels(ds: Dataset, *, require_pixel_data: bool, max_decoded_bytes: i
             f"({frames} frame(s) of {rows}x{columns}), over the {max_decoded_bytes / 1024**2:.0f} "
             "MiB limit"
         )
-    transfer_syntax(ds)
+    photometric = attributes.text(ds, "PhotometricInterpretation") or ""
+    if photometric not in SUPPORTED_PHOTOMETRIC:
+        raise InvalidInput(f"PhotometricInterpretation {photometric!r} is not supported")
+    syntax = transfer_syntax(ds)
+    if "PixelData" in ds and syntax.is_transfer_syntax and not syntax.is_encapsulated:
+        # uncompressed YBR_FULL_422 stores two chroma samples per two pixels (PS3.3 C.7.6.3.1.2)
+        per_pixel = 2 if photometric == "YBR_FULL_422" else samples
+        expected = (rows * columns * frames * per_pixel * bits + 7) // 8
+        stored = len(ds["PixelData"].value or b"")
+        if stored < expected:
+            raise InvalidInput(
+                f"the pixel data is truncated: {stored} bytes, shorter than the {expected} "
+                f"bytes that {frames} frame(s) of {rows}x{columns}x{samples} at {bits} bits need"
+            )
     return True
 
 
@@ -159,7 +186,10 @@ def read_dicom(
             With False they are accepted, except image storage SOP classes, which always need
             pixels; their :meth:`DicomImage.frames` raises.
         decode: decode all frames now, so that an undecodable file is refused at ingest; the
-            frames are kept on the returned image.
+            frames are kept on the returned image. Uncompressed pixel data is always checked
+            for its length and photometric interpretation, so ``decode=False`` is a safe,
+            faster choice for native transfer syntaxes; compressed data is only proven
+            decodable by decoding it.
         max_decoded_bytes: refuse files whose pixels would decode to more than this.
 
     Raises:

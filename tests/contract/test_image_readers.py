@@ -109,7 +109,8 @@ def test_corpus_ct_values_are_hounsfield_units():
 REFUSED = {
     "README.txt": "not a supported image",
     "JPEGLSNearLossless_08.dcm": "StudyInstanceUID (0020,000D)",
-    "MR_truncated.dcm": "cannot be decoded",
+    "MR_truncated.dcm": "pixel data is truncated",
+    "JPEG-lossy.dcm": "cannot be decoded",  # 12-bit JPEG Extended with a corrupt scan
     "rtplan.dcm": "no pixel data",
     "badVR.dcm": "NumberOfFrames '1A'",
     "dicomdirtests/DICOMDIR": "SOPClassUID (0008,0016)",

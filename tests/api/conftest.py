@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,7 @@ from domain.ports.rate_limits import RateLimiter
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http import create_app
 from entrypoints.settings import Settings
+from tests.api.identity_fixtures import World, seed_world
 
 ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
@@ -51,36 +53,41 @@ def settings_for(data_dir: Path, **env: str) -> Settings:
     return Settings.from_env(variables, config_file=None)
 
 
+async def serve(
+    stack: AsyncExitStack,
+    data_dir: Path,
+    *,
+    database: str = "memory",
+    routes: Sequence[ControllerRouterHandler] = (),
+    probes: Sequence[HealthProbe] = (),
+    password_hasher: PasswordHasher | None = None,
+    clock: Clock | None = None,
+    rate_limiter: RateLimiter | None = None,
+    **env: str,
+) -> Served:
+    """Bootstrap a container and serve the app over it; ``stack`` closes both."""
+    settings = settings_for(data_dir, **env)
+    container: Container = await bootstrap(
+        settings,
+        database=database,  # type: ignore[arg-type]
+        extra_probes=probes,
+        password_hasher=password_hasher or Argon2PasswordHasher.for_tests(),
+        clock=clock,
+        rate_limiter=rate_limiter,
+    )
+    stack.push_async_callback(container.aclose)
+    app = create_app(container, extra_api_handlers=routes)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    client = await stack.enter_async_context(client)
+    return Served(client=client, container=container, app=app)
+
+
 @pytest.fixture
 async def make_served(tmp_path: Path) -> AsyncIterator[ServedFactory]:
     async with AsyncExitStack() as stack:
 
-        async def make(
-            *,
-            database: str = "memory",
-            routes: Sequence[ControllerRouterHandler] = (),
-            probes: Sequence[HealthProbe] = (),
-            password_hasher: PasswordHasher | None = None,
-            clock: Clock | None = None,
-            rate_limiter: RateLimiter | None = None,
-            **env: str,
-        ) -> Served:
-            settings = settings_for(tmp_path / "data", **env)
-            container: Container = await bootstrap(
-                settings,
-                database=database,  # type: ignore[arg-type]
-                extra_probes=probes,
-                password_hasher=password_hasher or Argon2PasswordHasher.for_tests(),
-                clock=clock,
-                rate_limiter=rate_limiter,
-            )
-            stack.push_async_callback(container.aclose)
-            app = create_app(container, extra_api_handlers=routes)
-            client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-            )
-            client = await stack.enter_async_context(client)
-            return Served(client=client, container=container, app=app)
+        async def make(**options: Any) -> Served:
+            return await serve(stack, tmp_path / "data", **options)
 
         yield make
 
@@ -96,3 +103,35 @@ async def make_client(make_served: ServedFactory) -> ClientFactory:
 @pytest.fixture
 async def client(make_client: ClientFactory) -> httpx.AsyncClient:
     return await make_client()
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_options(request: pytest.FixtureRequest) -> dict[str, str]:
+    """``make_served`` options for each database the test runs on: memory, then PostgreSQL."""
+    if request.param == "memory":
+        return {}
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    return {"database": "postgres", "database_url": dsn}
+
+
+@pytest.fixture
+async def world(make_served: ServedFactory) -> World:
+    """An admin and two centres with their staff and keys, all signed in, in memory."""
+    return await seed_world(await make_served())
+
+
+@pytest.fixture
+async def world_on_each_database(
+    make_served: ServedFactory, database_options: dict[str, str]
+) -> World:
+    """The same world, once in memory and once on PostgreSQL."""
+    return await seed_world(await make_served(**database_options))
+
+
+@pytest.fixture(scope="module")
+async def shared_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    """One world for a whole test module, in memory: only for requests that change nothing
+    (reads, and refusals), since every test of the module sees what the others did."""
+    async with AsyncExitStack() as stack:
+        served = await serve(stack, tmp_path_factory.mktemp("shared") / "data")
+        yield await seed_world(served)

@@ -187,12 +187,18 @@ async def _seed_centre(client: httpx.AsyncClient, admin: Member, letter: str) ->
     )
 
 
-async def seed_world(served: Served) -> World:
-    """An admin (made through the use case, as ``hounsfield users create-admin`` does) who then
-    builds two centres with their staff and keys through the API. A PostgreSQL database is
-    emptied first: the test session shares one."""
+async def emptied(served: Served) -> Served:
+    """The same application with its PostgreSQL tables emptied (the test session shares one
+    database); an in-memory one starts empty anyway."""
     if isinstance(served.container.database, PostgresDatabase):
         await truncate_all(served.container.database)
+    return served
+
+
+async def seed_world(served: Served) -> World:
+    """An admin (made through the use case, as ``hounsfield users create-admin`` does) who then
+    builds two centres with their staff and keys through the API, on an emptied database."""
+    await emptied(served)
     user = await served.container.services.users.create_admin(
         username="root", email="root@example.org", password=PASSWORD
     )

@@ -170,9 +170,9 @@ async def read_marker(dsn: str) -> str | None:
 
 
 def test_serve_runs_on_the_embedded_default_stops_cleanly_and_keeps_its_data(
-    serve: Callable[[Path], Server], tmp_path: Path
+    serve: Callable[[Path], Server], embedded_data_dir: Path
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = embedded_data_dir
     pgdata = data_dir / "postgres"
 
     first = serve(data_dir)

@@ -56,9 +56,9 @@ def test_a_bad_setting_stops_serve_with_one_line_and_no_traceback(
 
 
 def test_migrate_applies_the_migrations_once_and_leaves_no_server_running(
-    tmp_path: Path,
+    tmp_path: Path, embedded_data_dir: Path
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = embedded_data_dir
 
     first = run(["migrate"], tmp_path, HOUNSFIELD_DATA_DIR=str(data_dir))
     second = run(["migrate"], tmp_path, HOUNSFIELD_DATA_DIR=str(data_dir))

@@ -149,7 +149,6 @@ async def test_a_key_past_its_expiry_is_refused(make_served: ServedFactory) -> N
 
 
 async def test_the_keys_of_a_deactivated_centre_are_refused(world: World) -> None:
-    key = await create_key(world.client, world.admin.headers, name="b worker", centre_id=world.b.id)
     await world.client.patch(
         f"/api/v1/centres/{world.b.id}/deactivate", headers=world.admin.headers
     )

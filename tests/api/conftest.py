@@ -135,3 +135,15 @@ async def shared_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     async with AsyncExitStack() as stack:
         served = await serve(stack, tmp_path_factory.mktemp("shared") / "data")
         yield await seed_world(served)
+
+
+@pytest.fixture(scope="module")
+async def shared_postgres_world(
+    tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str
+) -> AsyncIterator[World]:
+    """``shared_world`` on PostgreSQL. The session's database is emptied when it is made, so
+    the tests using it must not make other worlds on PostgreSQL in between."""
+    async with AsyncExitStack() as stack:
+        data_dir = tmp_path_factory.mktemp("shared-postgres") / "data"
+        served = await serve(stack, data_dir, database="postgres", database_url=postgres_dsn)
+        yield await seed_world(served)

@@ -25,6 +25,8 @@ import uvicorn
 from adapters.postgres.migrate import MigrationChecksumMismatch
 from adapters.postgres.migrate import migrate as apply_migrations
 from domain.errors import DomainError
+from domain.studies import Modality, Sex, Urgency
+from entrypoints import ingest as ingest_client
 from entrypoints.bootstrap import bootstrap, ensure_private_dir, start_embedded_postgres
 from entrypoints.http import create_app
 from entrypoints.logging import configure_logging
@@ -125,6 +127,79 @@ def create_admin(options: _Options, username: str, email: str, password_stdin: b
         user = _run_until_stopped(lambda: _create_admin(settings, username, email, password))
         if user is not None:
             click.echo(f"created admin {user.username} ({user.id})")
+
+
+@cli.command("ingest")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--url",
+    envvar="HOUNSFIELD_URL",
+    default=ingest_client.DEFAULT_URL,
+    show_default=True,
+    help="The server (also $HOUNSFIELD_URL).",
+)
+@click.option(
+    "--api-key", envvar="HOUNSFIELD_API_KEY", help="An hf_... key (or $HOUNSFIELD_API_KEY)."
+)
+@click.option("--username", help="Sign in as this user instead of using an API key.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1000),
+    default=ingest_client.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="DICOM files of one study per request.",
+)
+@click.option("--modality", help="ct, mr, xray, us, pet, nm, other (or an alias such as mri).")
+@click.option("--description", help="Study description.")
+@click.option("--urgency", type=click.Choice([u.value for u in Urgency]))
+@click.option("--patient-name")
+@click.option("--patient-id")
+@click.option("--patient-age", help="DICOM AS, e.g. 045Y.")
+@click.option("--patient-sex", type=click.Choice([s.value for s in Sex], case_sensitive=False))
+@click.option("--progress/--no-progress", default=None, help="[default: when stderr is a terminal]")
+def ingest(
+    directory: Path,
+    url: str,
+    api_key: str | None,
+    username: str | None,
+    password_stdin: bool,
+    concurrency: int,
+    batch_size: int,
+    progress: bool | None,
+    **study_fields: str | None,
+) -> None:
+    """Upload every image under DIRECTORY (recursively) and summarise what was stored.
+
+    DICOM files are grouped by study into batches; other files go one per request. Exits
+    with status 1 when any file was rejected or the server could not be reached.
+    """
+    with _clean_failures():
+        if study_fields["modality"] is not None:
+            try:
+                study_fields["modality"] = Modality.parse(study_fields["modality"]).value
+            except ValueError as err:
+                raise click.BadParameter(str(err), param_hint="--modality") from None
+        password = None
+        if username and not api_key:
+            if password_stdin:
+                password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+            else:
+                password = click.prompt("Password", hide_input=True)
+        ok = ingest_client.run_ingest(
+            directory,
+            url=url,
+            credentials=ingest_client.Credentials(
+                api_key=api_key, username=username, password=password
+            ),
+            fields=ingest_client.StudyFields(**study_fields),
+            concurrency=concurrency,
+            batch_size=batch_size,
+            show_progress=progress,
+        )
+    if not ok:
+        raise SystemExit(1)
 
 
 async def _create_admin(settings: Settings, username: str, email: str, password: str) -> Any:

@@ -17,7 +17,6 @@ import httpx
 
 from adapters.postgres.database import PostgresDatabase
 from domain.identity import Role
-from tests.fixtures.postgres import truncate_all
 
 if TYPE_CHECKING:
     from tests.api.conftest import Served
@@ -187,11 +186,50 @@ async def _seed_centre(client: httpx.AsyncClient, admin: Member, letter: str) ->
     )
 
 
+_FOREIGN_KEYS = """
+SELECT child.relname AS child, parent.relname AS parent
+FROM pg_constraint AS k
+JOIN pg_class AS child ON child.oid = k.conrelid
+JOIN pg_class AS parent ON parent.oid = k.confrelid
+JOIN pg_namespace AS n ON n.oid = child.relnamespace
+WHERE k.contype = 'f' AND n.nspname = 'public' AND child.relname <> parent.relname
+"""
+_deletion_order: list[str] = []
+
+
+async def delete_every_row(database: PostgresDatabase) -> None:
+    """Empty every table but the migration ledger, referencing tables first.
+
+    ``DELETE`` of a few rows is some fifty times faster than ``TRUNCATE`` of every table,
+    which matters when each test seeds its own world.
+    """
+    async with database.pool.acquire() as connection:
+        if not _deletion_order:
+            rows = await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'schema_migrations'"
+            )
+            edges = [(row["child"], row["parent"]) for row in await connection.fetch(_FOREIGN_KEYS)]
+            remaining = {row["tablename"] for row in rows}
+            while remaining:
+                unreferenced = sorted(
+                    table
+                    for table in remaining
+                    if not any(parent == table and child in remaining for child, parent in edges)
+                )
+                assert unreferenced, f"foreign keys form a cycle among {sorted(remaining)}"
+                _deletion_order.extend(unreferenced)
+                remaining -= set(unreferenced)
+        async with connection.transaction():
+            for table in _deletion_order:
+                await connection.execute(f'DELETE FROM "{table}"')
+
+
 async def emptied(served: Served) -> Served:
     """The same application with its PostgreSQL tables emptied (the test session shares one
     database); an in-memory one starts empty anyway."""
     if isinstance(served.container.database, PostgresDatabase):
-        await truncate_all(served.container.database)
+        await delete_every_row(served.container.database)
     return served
 
 

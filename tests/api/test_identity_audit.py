@@ -3,13 +3,15 @@ outcome; filtered by actor, resource and time; for admins only; never a password
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from adapters.memory.clock import ManualClock
-from tests.api.conftest import ServedFactory
+from tests.api.conftest import serve
 from tests.api.identity_fixtures import PASSWORD, World, assert_problem, seed_world, sign_in
 
 AUDIT = "/api/v1/audit"
@@ -36,10 +38,30 @@ class Scene:
         return events
 
 
-@pytest.fixture
-async def scene(make_served: ServedFactory, database_options: dict[str, str]) -> Scene:
-    clock = ManualClock()
-    world = await seed_world(await make_served(clock=clock, **database_options))
+@pytest.fixture(
+    scope="module", params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def audit_database(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "memory":
+        return {}
+    return {"database": "postgres", "database_url": request.getfixturevalue("postgres_dsn")}
+
+
+@pytest.fixture(scope="module")
+async def scene(
+    audit_database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Scene]:
+    """One scene per database for the whole module: its tests only read the trail."""
+    options = audit_database
+    async with AsyncExitStack() as stack:
+        clock = ManualClock()
+        served = await serve(
+            stack, tmp_path_factory.mktemp("audit") / "data", clock=clock, **options
+        )
+        yield await act(await seed_world(served), clock)
+
+
+async def act(world: World, clock: ManualClock) -> Scene:
     seeded_by = clock.now()
     clock.advance(seconds=60)
     a = world.a

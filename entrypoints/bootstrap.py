@@ -162,6 +162,7 @@ async def bootstrap(
             tokens=await asyncio.to_thread(
                 token_service, settings, derive_key(secret_key, "access-tokens"), clock
             ),
+            blobs=store,
         )
         models_dir = settings.models_dir or BUNDLED_MODELS_DIR
         probes: list[HealthProbe] = [

@@ -5,14 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.security import JwtTokenService, Sha256ApiKeySecrets
-from domain.ports import AuditLog, Clock, IdGenerator, PasswordHasher, UnitOfWorkFactory
+from domain.ports import (
+    AuditLog,
+    BlobStore,
+    Clock,
+    IdGenerator,
+    PasswordHasher,
+    UnitOfWorkFactory,
+)
 from domain.ports.rate_limits import RateLimiter
 from domain.ports.security import TokenService
+from domain.services.annotations import AnnotationService
 from domain.services.api_keys import ApiKeyService
 from domain.services.audit_trail import AuditTrailService
 from domain.services.auditing import Auditor
 from domain.services.auth import AuthService
 from domain.services.centres import CentreService
+from domain.services.ingest import IngestService
+from domain.services.studies import StudyService
 from domain.services.users import UserService
 from entrypoints.settings import Settings
 
@@ -27,6 +37,9 @@ class Services:
     audit_trail: AuditTrailService
     limiter: RateLimiter
     tokens: TokenService
+    studies: StudyService
+    ingest: IngestService
+    annotations: AnnotationService
 
 
 def token_service(settings: Settings, signing_key: bytes, clock: Clock) -> TokenService:
@@ -56,6 +69,7 @@ def build_services(
     hasher: PasswordHasher,
     limiter: RateLimiter,
     tokens: TokenService,
+    blobs: BlobStore,
 ) -> Services:
     auditor = Auditor(log=audit_log, clock=clock, ids=ids)
     key_secrets = Sha256ApiKeySecrets()
@@ -77,4 +91,7 @@ def build_services(
         audit_trail=AuditTrailService(log=audit_log),
         limiter=limiter,
         tokens=tokens,
+        studies=StudyService(uow=uow, blobs=blobs, auditor=auditor),
+        ingest=IngestService(uow=uow, blobs=blobs, clock=clock, ids=ids, auditor=auditor),
+        annotations=AnnotationService(uow=uow, clock=clock, ids=ids, auditor=auditor),
     )

@@ -14,6 +14,7 @@ from litestar.types import ControllerRouterHandler
 
 from entrypoints.http.identity.controllers import IDENTITY_CONTROLLERS
 from entrypoints.http.security import AuthenticationMiddleware
+from entrypoints.http.studies import STUDY_CONTROLLERS
 
 API_V1_PATH = "/api/v1"
 
@@ -41,7 +42,11 @@ class ApiInfoController(Controller):
         )
 
 
-API_V1_CONTROLLERS: list[ControllerRouterHandler] = [ApiInfoController, *IDENTITY_CONTROLLERS]
+API_V1_CONTROLLERS: list[ControllerRouterHandler] = [
+    ApiInfoController,
+    *IDENTITY_CONTROLLERS,
+    *STUDY_CONTROLLERS,
+]
 
 
 def api_v1_router(extra: Sequence[ControllerRouterHandler] = ()) -> Router:

@@ -225,16 +225,20 @@ class Summary:
             f"duplicates  {self.duplicates}",
             f"rejected    {len(self.rejected)}",
         ]
-        out += [f"  {r.name}: {_with_status(r)}" for r in self.rejected]
+        out += [f"  {r.name}: {_with_status(r)}" for r in sorted(self.rejected, key=_by_name)]
         if self.failed:
             out.append(f"failed      {len(self.failed)}")
-            out += [f"  {r.name}: {_with_status(r)}" for r in self.failed]
+            out += [f"  {r.name}: {_with_status(r)}" for r in sorted(self.failed, key=_by_name)]
         out.append(f"studies     {len(self.studies)}")
         out.append(
             f"elapsed     {self.elapsed_s:.1f} s for {self.files} files ({mb:.1f} MB):"
             f" {rate:.1f} files/s, {mb_rate:.1f} MB/s"
         )
         return out
+
+
+def _by_name(rejection: Rejection) -> str:
+    return rejection.name
 
 
 def _with_status(rejection: Rejection) -> str:
@@ -313,7 +317,8 @@ class Uploader:
                 continue
             culprit = _named_file(response, files)
             if culprit is not None:
-                self._reject([culprit], response)
+                reason = _reason_for(culprit, _detail(response))
+                self._record(self._summary.rejected, [culprit], reason, response.status_code)
                 rest = tuple(f for f in files if f is not culprit)
                 if rest:
                     pending.append(rest)
@@ -468,6 +473,15 @@ def _named_file(response: httpx.Response, files: Sequence[LocalFile]) -> LocalFi
         return None
     named = [f for f in files if f"'{f.name}'" in detail or f'"{f.name}"' in detail]
     return named[0] if len(named) == 1 else None
+
+
+def _reason_for(file: LocalFile, detail: str) -> str:
+    """The detail without a leading "file 'NAME' was refused: " (the summary names it)."""
+    for quoted in (f"'{file.name}'", f'"{file.name}"'):
+        head, found, tail = detail.partition(quoted)
+        if found and head.strip().lower() in ("", "file") and ": " in tail:
+            return tail.split(": ", 1)[1]
+    return detail
 
 
 def _counts(response: httpx.Response, sent: int) -> tuple[int, int, set[str]]:

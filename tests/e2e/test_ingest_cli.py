@@ -222,7 +222,7 @@ class Stub:
             return self.script.pop(0)
         refused = [name for name in names if name in self.refuse]
         if refused:
-            detail = f"file '{refused[0]}' is not a readable DICOM, NIfTI, PNG or JPEG image"
+            detail = f"file '{refused[0]}' was refused: not a DICOM, NIfTI, PNG or JPEG image"
             return 422, {}, {"title": "Invalid input", "status": 422, "detail": detail}
         return 201, {}, {"stored": len(names), "duplicates": 0, "studies": [{"id": "s-1"}]}
 
@@ -304,8 +304,7 @@ def test_a_refused_file_is_reported_by_name_and_the_rest_of_its_batch_is_stored(
     assert summary_count(result, "stored") == 5 + 1  # the stub takes the text file too
     assert summary_count(result, "rejected") == 1
     assert rejection_lines(result) == [
-        "ct/part1/IM0003: file 'ct/part1/IM0003' is not a readable DICOM, NIfTI, PNG or"
-        " JPEG image (422)"
+        "ct/part1/IM0003: not a DICOM, NIfTI, PNG or JPEG image (422)"
     ]
     assert sum("ct/part1/IM0003" in names for names in state.posts) == 1  # never resent
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -293,12 +293,15 @@ class IngestService:
         clock: Clock,
         ids: IdGenerator,
         auditor: Auditor,
+        codes: Callable[[], str] = new_study_code,
     ) -> None:
+        """``codes`` makes study codes (tests pass a predictable one)."""
         self._uow = uow
         self._blobs = blobs
         self._clock = clock
         self._ids = ids
         self._auditor = auditor
+        self._codes = codes
 
     async def upload_centre(self, principal: Principal, centre_id: Id | None) -> Id:
         """The centre an upload of ``principal`` goes to, checked before any file is read.
@@ -426,7 +429,7 @@ class IngestService:
 
     async def _free_code(self, uow: UnitOfWork) -> str:
         for _ in range(_CODE_ATTEMPTS):
-            code = new_study_code()
+            code = self._codes()
             if await uow.studies.get_by_code(code) is None:
                 return code
         raise Conflict("no free study code was found; try again")

@@ -24,6 +24,7 @@ import pytest
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
+from adapters.postgres.migrate import migrate
 from adapters.security import Argon2PasswordHasher
 from domain.ports import Clock, HealthProbe, PasswordHasher
 from domain.ports.rate_limits import RateLimiter
@@ -31,6 +32,7 @@ from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http import create_app
 from entrypoints.settings import Settings
 from tests.api.identity_fixtures import World, seed_world
+from tests.fixtures.postgres import create_database, drop_database
 
 ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
@@ -128,6 +130,30 @@ async def world_on_each_database(
     return await seed_world(await make_served(**database_options))
 
 
+async def database_of_its_own(stack: AsyncExitStack, server_dsn: str | None) -> dict[str, str]:
+    """``serve`` options for a migrated PostgreSQL database that ``stack`` drops at the end
+    (memory when ``server_dsn`` is ``None``). A world shared by a module lives there, out of
+    reach of the function-scoped worlds that empty the session's database."""
+    if server_dsn is None:
+        return {}
+    dsn = await create_database(server_dsn, prefix="hounsfield_module")
+    stack.push_async_callback(drop_database, server_dsn, dsn)
+    await migrate(dsn)
+    return {"database": "postgres", "database_url": dsn}
+
+
+@pytest.fixture(
+    scope="module", params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def module_database(request: pytest.FixtureRequest) -> str | None:
+    """Each database a module's shared world lives on: ``None`` for memory, then the DSN of a
+    PostgreSQL server on which ``database_of_its_own`` makes one."""
+    if request.param == "memory":
+        return None
+    server_dsn: str = request.getfixturevalue("postgres_server_dsn")
+    return server_dsn
+
+
 @pytest.fixture(scope="module")
 async def shared_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """One world for a whole test module, in memory: only for requests that change nothing
@@ -138,12 +164,22 @@ async def shared_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 
 @pytest.fixture(scope="module")
-async def shared_postgres_world(
-    tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str
+async def shared_world_on_each_database(
+    tmp_path_factory: pytest.TempPathFactory, module_database: str | None
 ) -> AsyncIterator[World]:
-    """``shared_world`` on PostgreSQL. The session's database is emptied when it is made, so
-    the tests using it must not make other worlds on PostgreSQL in between."""
+    """``shared_world``, once in memory and once on a PostgreSQL database of its own."""
     async with AsyncExitStack() as stack:
-        data_dir = tmp_path_factory.mktemp("shared-postgres") / "data"
-        served = await serve(stack, data_dir, database="postgres", database_url=postgres_dsn)
+        options = await database_of_its_own(stack, module_database)
+        served = await serve(stack, tmp_path_factory.mktemp("shared") / "data", **options)
+        yield await seed_world(served)
+
+
+@pytest.fixture(scope="module")
+async def shared_postgres_world(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server_dsn: str
+) -> AsyncIterator[World]:
+    """``shared_world`` on a PostgreSQL database of its own."""
+    async with AsyncExitStack() as stack:
+        options = await database_of_its_own(stack, postgres_server_dsn)
+        served = await serve(stack, tmp_path_factory.mktemp("shared-postgres") / "data", **options)
         yield await seed_world(served)

@@ -52,9 +52,9 @@ async def test_a_new_key_is_shown_once_and_never_listed(world_on_each_database: 
 
 @pytest.mark.parametrize("header", ["x-api-key", "bearer"])
 async def test_a_key_is_accepted_in_either_header(
-    world_on_each_database: World, header: str
+    shared_world_on_each_database: World, header: str
 ) -> None:
-    world = world_on_each_database
+    world = shared_world_on_each_database
     key = world.a.key
     headers = key.headers if header == "x-api-key" else as_bearer(key)
 
@@ -93,8 +93,8 @@ async def test_a_revoked_key_is_listed_as_revoked(world: World) -> None:
     assert revoked[str(world.a.spare_key.id)] is None
 
 
-async def test_a_key_with_a_wrong_secret_is_refused(world_on_each_database: World) -> None:
-    world = world_on_each_database
+async def test_a_key_with_a_wrong_secret_is_refused(shared_world_on_each_database: World) -> None:
+    world = shared_world_on_each_database
     secret = world.a.key.secret
     wrong = secret[:-1] + ("A" if secret[-1] != "A" else "B")
 
@@ -107,9 +107,9 @@ async def test_a_key_with_a_wrong_secret_is_refused(world_on_each_database: Worl
     ids=["create-user", "register-user", "create-key"],
 )
 async def test_a_key_cannot_create_users_or_keys(
-    world_on_each_database: World, method: str, path: str
+    shared_world_on_each_database: World, method: str, path: str
 ) -> None:
-    world = world_on_each_database
+    world = shared_world_on_each_database
     body = {
         "username": "made-by-a-key",
         "email": "made-by-a-key@example.org",

@@ -98,8 +98,8 @@ async def test_signing_in_answers_a_bearer_token_and_who_signed_in(
     assert me.json()["id"] == str(technician.id)
 
 
-async def test_a_token_made_like_the_apps_is_accepted(world_on_each_database: World) -> None:
-    world = world_on_each_database
+async def test_a_token_made_like_the_apps_is_accepted(shared_world_on_each_database: World) -> None:
+    world = shared_world_on_each_database
     token = token_service_like_the_apps(world).issue(claims_for(world, world.a.technician))
 
     response = await world.client.get(ME, headers=bearer(token))
@@ -107,8 +107,8 @@ async def test_a_token_made_like_the_apps_is_accepted(world_on_each_database: Wo
     assert response.status_code == 200
 
 
-async def test_an_expired_token_is_refused(world_on_each_database: World) -> None:
-    world = world_on_each_database
+async def test_an_expired_token_is_refused(shared_world_on_each_database: World) -> None:
+    world = shared_world_on_each_database
     claims = claims_for(world, world.a.technician, lifetime_s=60)
     past = timedelta(hours=1)
     expired = TokenClaims(
@@ -138,8 +138,10 @@ async def test_a_token_stops_working_when_its_lifetime_is_over(
     assert_refused(await world.client.get(ME, headers=world.a.radiologist.headers))
 
 
-async def test_a_token_whose_claims_were_changed_is_refused(world_on_each_database: World) -> None:
-    world = world_on_each_database
+async def test_a_token_whose_claims_were_changed_is_refused(
+    shared_world_on_each_database: World,
+) -> None:
+    world = shared_world_on_each_database
     token = world.a.technician.token
     assert token is not None
     promoted = {**payload_of(token), "role": "admin", "centre": None}
@@ -152,9 +154,9 @@ async def test_a_token_whose_claims_were_changed_is_refused(world_on_each_databa
 
 
 async def test_a_token_with_one_character_of_its_payload_changed_is_refused(
-    world_on_each_database: World,
+    shared_world_on_each_database: World,
 ) -> None:
-    world = world_on_each_database
+    world = shared_world_on_each_database
     token = world.a.technician.token
     assert token is not None
     header, payload, signature = token.split(".")
@@ -175,17 +177,17 @@ async def test_a_token_with_one_character_of_its_payload_changed_is_refused(
     ids=["signed-with-another-secret", "wrong-audience", "wrong-issuer"],
 )
 async def test_a_token_made_differently_is_refused(
-    world_on_each_database: World, difference: dict[str, Any]
+    shared_world_on_each_database: World, difference: dict[str, Any]
 ) -> None:
-    world = world_on_each_database
+    world = shared_world_on_each_database
     forged = token_service_like_the_apps(world, **difference)
     token = forged.issue(claims_for(world, world.a.technician))
 
     assert_refused(await world.client.get(ME, headers=bearer(token)))
 
 
-async def test_an_unsigned_alg_none_token_is_refused(world_on_each_database: World) -> None:
-    world = world_on_each_database
+async def test_an_unsigned_alg_none_token_is_refused(shared_world_on_each_database: World) -> None:
+    world = shared_world_on_each_database
     genuine = token_service_like_the_apps(world).issue(claims_for(world, world.admin))
     header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     unsigned = f"{header}.{genuine.split('.')[1]}."

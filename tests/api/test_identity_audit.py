@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.memory.clock import ManualClock
-from tests.api.conftest import serve
+from tests.api.conftest import database_of_its_own, serve
 from tests.api.identity_fixtures import PASSWORD, World, assert_problem, seed_world, sign_in
 
 AUDIT = "/api/v1/audit"
@@ -38,26 +38,16 @@ class Scene:
         return events
 
 
-@pytest.fixture(
-    scope="module", params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def audit_database(request: pytest.FixtureRequest) -> dict[str, str]:
-    if request.param == "memory":
-        return {}
-    return {"database": "postgres", "database_url": request.getfixturevalue("postgres_dsn")}
-
-
 @pytest.fixture(scope="module")
 async def scene(
-    audit_database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    module_database: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Scene]:
     """One scene per database for the whole module: its tests only read the trail."""
-    options = audit_database
     async with AsyncExitStack() as stack:
+        options = await database_of_its_own(stack, module_database)
         clock = ManualClock()
-        served = await serve(
-            stack, tmp_path_factory.mktemp("audit") / "data", clock=clock, **options
-        )
+        data_dir = tmp_path_factory.mktemp("audit") / "data"
+        served = await serve(stack, data_dir, clock=clock, **options)
         yield await act(await seed_world(served), clock)
 
 

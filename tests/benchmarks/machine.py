@@ -1,0 +1,79 @@
+"""A description of the machine a benchmark ran on, for the results page."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpu: str
+    cores: int
+    """CPUs this process may run on (the affinity mask), not the host's total."""
+    memory_gib: float
+    python: str
+    system: str
+    commit: str
+    date: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"- date: {self.date}",
+            f"- commit: `{self.commit}`",
+            f"- CPU: {self.cpu}, {self.cores} cores available",
+            f"- memory: {self.memory_gib:.1f} GiB",
+            f"- Python {self.python} on {self.system}",
+        ]
+
+
+def describe(repo: Path) -> Machine:
+    return Machine(
+        cpu=_cpu_model(),
+        cores=len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count() or 1,
+        memory_gib=_memory_kib() / 1024**2,
+        python=platform.python_version(),
+        system=platform.platform(terse=True),
+        commit=_commit(repo),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _memory_kib() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"

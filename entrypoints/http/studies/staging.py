@@ -21,7 +21,7 @@ from litestar import Controller, Request, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from adapters.storage import FilesystemBlobStore
 from adapters.storage.presigning import UrlSigner
@@ -160,7 +160,7 @@ class StagingController(Controller):
         self,
         request: Request[Any, Any, Any],
         container: NamedDependency[Container],
-        key: str,
+        key: FromPath[str],
         expires: FromQuery[str | None] = None,
         signature: FromQuery[str | None] = None,
     ) -> StagedRead:

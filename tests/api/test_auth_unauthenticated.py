@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import httpx
 import pytest
 from litestar.routes import HTTPRoute
 
-from tests.api.conftest import Served, ServedFactory
+from tests.api.conftest import Served, serve
 from tests.api.identity_fixtures import World, assert_problem
 
 PUBLIC_API_ROUTES = {("POST", "/api/v1/auth/token"), ("GET", "/api/v1")}
@@ -37,9 +39,11 @@ def api_routes(served: Served) -> list[tuple[str, str]]:
     )
 
 
-@pytest.fixture
-async def served(make_served: ServedFactory) -> Served:
-    return await make_served()
+@pytest.fixture(scope="module")
+async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
+    """One application for the module: nothing here gets past authentication to change it."""
+    async with AsyncExitStack() as stack:
+        yield await serve(stack, tmp_path_factory.mktemp("unauthenticated") / "data")
 
 
 async def test_every_api_route_but_sign_in_and_the_root_needs_credentials(served: Served) -> None:
@@ -67,8 +71,8 @@ async def test_the_api_root_answers_without_credentials(served: Served) -> None:
     assert response.json()["docs_url"] == "/docs"
 
 
-async def test_signing_in_needs_no_credentials(world: World) -> None:
-    response = await world.client.post(
+async def test_signing_in_needs_no_credentials(shared_world: World) -> None:
+    response = await shared_world.client.post(
         "/api/v1/auth/token", data={"username": "root", "password": "wrong password here"}
     )
 

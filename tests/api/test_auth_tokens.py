@@ -68,6 +68,10 @@ def with_payload(token: str, payload: dict[str, Any]) -> str:
     return f"{header}.{b64url(json.dumps(payload).encode())}.{signature}"
 
 
+def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in body.items() if name != "request_id"}
+
+
 def assert_refused(response: httpx.Response) -> None:
     body = assert_problem(response, 401)
     assert body["type"].endswith("/unauthenticated")
@@ -263,5 +267,25 @@ async def test_a_username_is_throttled_after_five_failed_sign_ins(
     assert other.status_code == 200
 
 
-def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in body.items() if name != "request_id"}
+async def test_an_unknown_username_is_throttled_like_a_known_one(world: World) -> None:
+    for _ in range(5):
+        assert_refused(await sign_in(world.client, "nobody-here", "not the password!"))
+
+    throttled = await sign_in(world.client, "nobody-here", "not the password!")
+
+    assert_problem(throttled, 429)
+    assert "retry-after" in throttled.headers
+
+
+async def test_a_changed_role_takes_effect_on_the_same_token(world: World) -> None:
+    manager = world.a.manager
+    demoted = await world.client.patch(
+        f"/api/v1/users/{manager.id}", json={"role": "technician"}, headers=world.admin.headers
+    )
+    assert demoted.status_code == 200
+
+    response = await world.client.patch(
+        f"/api/v1/users/{world.a.staff.id}", json={"full_name": "X"}, headers=manager.headers
+    )
+
+    assert_problem(response, 403)

@@ -130,7 +130,7 @@ async def world_on_each_database(
     return await seed_world(await make_served(**database_options))
 
 
-async def database_of_its_own(stack: AsyncExitStack, server_dsn: str | None) -> dict[str, str]:
+async def database_of_its_own(stack: AsyncExitStack, server_dsn: str | None) -> dict[str, Any]:
     """``serve`` options for a migrated PostgreSQL database that ``stack`` drops at the end
     (memory when ``server_dsn`` is ``None``). A world shared by a module lives there, out of
     reach of the function-scoped worlds that empty the session's database."""

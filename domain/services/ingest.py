@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -198,6 +199,36 @@ class _Overrides:
         )
 
 
+_INT32 = range(-(2**31), 2**31)
+
+
+def storable(upload: UploadedFile) -> UploadedFile:
+    """The upload with text a database can keep: no NUL characters (DICOM pads with them;
+    PostgreSQL text and jsonb refuse them) and instance/series numbers within 32 bits."""
+    fields = upload.fields
+    numbers = (fields.instance.instance_number, fields.series.series_number)
+    if b"\\u0000" not in msgspec.json.encode(fields) and all(
+        n is None or n in _INT32 for n in numbers
+    ):
+        return upload
+    plain = _without_nul(msgspec.to_builtins(fields))
+    for level, name in (("instance", "instance_number"), ("series", "series_number")):
+        if plain[level][name] is not None and plain[level][name] not in _INT32:
+            plain[level][name] = None
+    cleaned = msgspec.convert(plain, ImageFields)
+    return UploadedFile(file_name=upload.file_name, data=upload.data, fields=cleaned)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _check_uids(upload: UploadedFile) -> None:
     f = upload.fields
     for name, uid in (
@@ -335,8 +366,10 @@ class IngestService:
         overrides = _Overrides(command.overrides)
         if not command.files:
             raise InvalidInput("the upload has no files; send one or more as 'files'")
-        for upload in command.files:
+        files = [storable(upload) for upload in command.files]
+        for upload in files:
             _check_uids(upload)
+        command = msgspec.structs.replace(command, files=files)
         for attempt in range(1, _INGEST_ATTEMPTS + 1):
             stored: list[str] = []
             try:

@@ -319,3 +319,24 @@ async def test_unusable_study_fields_are_refused_and_nothing_is_stored(
         response.json().get("errors", "")
     )
     assert stored_keys(world.served.container) == []
+
+
+async def test_text_with_nul_characters_is_stored_without_them(
+    world_on_each_database: World,
+) -> None:
+    world = world_on_each_database
+    ds = read_dicom(synthetic_ct_series(slices=1).files[0]).dataset
+    ds.PatientName = "Nul^Padded\x00"
+    ds.StudyDescription = "head\x00neck"
+    ds.add_new(0x00091010, "LO", "private\x00text")
+    data = to_bytes(ds)
+
+    response = await post_studies(world.client, world.a.technician.headers, [("nul.dcm", data)])
+
+    assert response.status_code == 201, response.text
+    study_id = response.json()["studies"][0]["id"]
+    headers = world.a.radiologist.headers
+    study = (await world.client.get(f"/api/v1/studies/{study_id}", headers=headers)).json()
+    assert (study["patient"]["name"], study["description"]) == ("Nul^Padded", "headneck")
+    stored = await world.client.get(f"/api/v1/studies/{study_id}/instances/1", headers=headers)
+    assert stored.content == data  # the file itself is kept as received

@@ -60,6 +60,7 @@ def a_file(
     name: str = "slice.dcm",
     fmt: ImageFormat = ImageFormat.DICOM,
     patient_name: str = "Doe^Jane",
+    instance_number: int | None = None,
 ) -> UploadedFile:
     series = series or a_series()
     sop = sop_uid or uid()
@@ -70,7 +71,12 @@ def a_file(
             modality=Modality.CT,
         ),
         series=SeriesFields(series_instance_uid=series.series_uid, modality=Modality.CT),
-        instance=InstanceFields(sop_instance_uid=sop, sop_class_uid="1.2.3", format=fmt),
+        instance=InstanceFields(
+            sop_instance_uid=sop,
+            sop_class_uid="1.2.3",
+            format=fmt,
+            instance_number=instance_number,
+        ),
         header={"00100010": {"vr": "PN", "Value": [{"Alphabetic": patient_name}]}},
     )
     return UploadedFile(file_name=name, data=f"bytes of {sop}".encode(), fields=fields)
@@ -448,3 +454,18 @@ async def test_only_admins_delete_studies_and_the_files_go_with_them(archive: Ar
     assert archive.blobs.keys() == [remaining.storage_key]
     with pytest.raises(NotFound):
         await archive.studies.get(archive.world.admin, study_id)
+
+
+async def test_text_and_numbers_a_database_cannot_keep_are_made_storable(
+    archive: Archive,
+) -> None:
+    file = a_file(patient_name="Doe^Jane\x00", instance_number=2**40)
+
+    result = await archive.ingest.ingest(archive.as_("technician-a"), upload(file))
+
+    reader = archive.as_("radiologist-a")
+    instance = await archive.studies.instance(reader, result.files[0].instance_id, "metadata")
+    assert instance.instance_number is None
+    assert instance.header["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]}
+    assert result.studies[0].study.patient.name == "Doe^Jane"
+    assert await archive.blobs.get(instance.storage_key) == file.data

@@ -1,6 +1,6 @@
 """``just bench``: run every benchmark and (re)write docs/benchmarks.md.
 
-    .venv/bin/python -m tests.benchmarks [--slices 300] [--levels 1,4,8] [--repeat 3]
+    .venv/bin/python -m tests.benchmarks [--slices 300] [--levels 1,4,8] [--repeat 2]
 
 Each benchmark runs in its own temporary directory; one that cannot run (Orthanc not
 installed, a server that does not start) is reported on the page instead of stopping the rest.
@@ -49,7 +49,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         default=[16, 1],
         help="files per Hounsfield request, e.g. 16,1",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per configuration")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per configuration")
     parser.add_argument("--no-orthanc", action="store_true", help="skip the Orthanc comparison")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="the Markdown file to write")
     return parser.parse_args(argv)
@@ -79,7 +79,7 @@ def _comparison(
         title="Hounsfield against Orthanc",
         headers=[
             "parallel requests",
-            *(f"Hounsfield, {b} files/request (instances/s)" for b in batch_sizes),
+            *(f"Hounsfield, {b} file{'s' * (b != 1)}/request (instances/s)" for b in batch_sizes),
             "Orthanc, 1 file/request (instances/s)",
             "Hounsfield best / Orthanc",
         ],

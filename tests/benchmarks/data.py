@@ -6,7 +6,9 @@ uploads instances the server has not seen.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.uid import generate_uid
 
-from tests.fixtures.imaging import ct_slice_dataset, to_bytes
+from tests.fixtures.imaging import RESCALE_INTERCEPT, ct_slice_dataset, to_bytes
 
 SIZE = 512
 PIXEL_SPACING_MM = (0.7, 0.7)
@@ -29,6 +31,7 @@ class WrittenSeries:
     paths: list[Path]
 
 
+@functools.cache
 def _phantom() -> npt.NDArray[np.float32]:
     """A chest-like slice in HU: air, a body ellipse of soft tissue, two lungs, a spine."""
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
@@ -41,17 +44,34 @@ def _phantom() -> npt.NDArray[np.float32]:
     return hu
 
 
+_stored_pixels: dict[int, bytes] = {}
+
+
+def _slice_pixels(k: int) -> bytes:
+    """Stored values of slice ``k`` (int16 little endian), made once per process."""
+    pixels = _stored_pixels.get(k)
+    if pixels is None:
+        noise = np.random.default_rng(k).normal(0.0, 12.0, (SIZE, SIZE)).astype(np.float32)
+        hu = np.clip(_phantom() + noise, -1024, 3000)
+        pixels = np.rint(hu - RESCALE_INTERCEPT).astype("<i2").tobytes()
+        _stored_pixels[k] = pixels
+    return pixels
+
+
 def write_series(directory: Path, *, slices: int) -> WrittenSeries:
-    """``slices`` CT files of 512x512 int16 (about 0.5 MB each) under ``directory``."""
+    """``slices`` CT files of 512x512 int16 (about 0.5 MB each) under ``directory``.
+
+    The files are flushed to disk before this returns, so that writing them back does not
+    compete with the server's fsyncs while a benchmark is timed.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    base = _phantom()
+    blank = np.zeros((SIZE, SIZE), dtype=np.float32)
     study_uid, series_uid = generate_uid(), generate_uid()
     paths: list[Path] = []
     total = 0
     for k in range(slices):
-        noise = np.random.default_rng(k).normal(0.0, 12.0, base.shape).astype(np.float32)
         dataset = ct_slice_dataset(
-            hu=np.clip(base + noise, -1024, 3000),
+            hu=blank,
             position=(-179.2, -179.2, -150.0 + k * SLICE_SPACING_MM),
             orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
             pixel_spacing=PIXEL_SPACING_MM,
@@ -61,11 +81,13 @@ def write_series(directory: Path, *, slices: int) -> WrittenSeries:
             series_instance_uid=series_uid,
             sop_instance_uid=generate_uid(),
         )
+        dataset.PixelData = _slice_pixels(k)
         data = to_bytes(dataset)
         path = directory / f"IM{k:05d}.dcm"
         path.write_bytes(data)
         paths.append(path)
         total += len(data)
+    os.sync()
     return WrittenSeries(directory=directory, files=slices, size_bytes=total, paths=paths)
 
 

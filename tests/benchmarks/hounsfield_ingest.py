@@ -132,7 +132,7 @@ def benchmark(
             " `hounsfield ingest`'s (`entrypoints.ingest`), in the benchmark process on the same"
             " machine. Each run uploads a freshly generated series (new UIDs, same pixels:"
             f" {slices} slices of 512x512 int16, explicit VR little endian) after a warm-up"
-            f" upload of 10 slices; each configuration runs {repeat} times and the median run"
+            f" upload of 10 slices; each configuration runs {repeat} times and the median time"
             " is reported (the range is the slowest and the fastest run). Seconds are"
             " wall-clock from the first request to the last answer; the header scan that groups"
             " files by study is not included. The upload rate limit is raised for the run"

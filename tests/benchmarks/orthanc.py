@@ -127,7 +127,7 @@ def benchmark(
         " is an httpx AsyncClient in the benchmark process, one file per `POST /instances`"
         " (Orthanc's REST API stores one instance per request), after a warm-up upload of 10"
         f" slices; each run sends a freshly generated series, each configuration {repeat} times"
-        " (median reported)."
+        " (median time reported)."
     )
     results = [HttpRuns(files_per_request=1, concurrency=c) for c in levels]
     process, url = run_orthanc(binary, workdir)

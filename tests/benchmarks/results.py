@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 
@@ -49,7 +50,7 @@ HTTP_HEADERS = [
 
 @dataclass
 class HttpRuns:
-    """Repeated uploads of one configuration; reported by the median run."""
+    """Repeated uploads of one configuration; reported by the median time."""
 
     files_per_request: int
     concurrency: int
@@ -66,8 +67,7 @@ class HttpRuns:
 
     @property
     def median_s(self) -> float:
-        ordered = sorted(self.seconds)
-        return ordered[len(ordered) // 2] if ordered else 0.0
+        return statistics.median(self.seconds) if self.seconds else 0.0
 
     @property
     def instances_per_s(self) -> float:

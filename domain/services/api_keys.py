@@ -89,11 +89,12 @@ class ApiKeyService:
             return await uow.api_keys.list(centre, page)
 
     async def revoke(self, principal: Principal, key_id: Id) -> ApiKey:
-        require_role(principal, Role.CENTRE_MANAGER, action="revoke API keys")
         async with self._uow() as uow:
             key = await uow.api_keys.get(key_id)
+            # tenancy first: another centre's key is not found, whoever asks
             if key is None or not principal.can_see_centre(key.centre_id):
                 raise NotFound("API key", key_id)
+            require_role(principal, Role.CENTRE_MANAGER, action="revoke API keys")
             if key.revoked:
                 return key
             revoked = await uow.api_keys.update(

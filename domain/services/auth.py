@@ -84,7 +84,8 @@ class AuthService:
             id=user.id if user else None,
             role=user.role if user else None,
             centre_id=user.centre_id if user else None,
-            display=username[:64],
+            # an unknown "username" may be a password typed into the wrong field: not recorded
+            display=user.username if user else "unknown-user",
             client_address=client_address,
         )
         if user is None or not valid or not user.active:

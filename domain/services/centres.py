@@ -87,15 +87,17 @@ class CentreService:
 
     async def update(self, principal: Principal, centre_id: Id, command: UpdateCentre) -> Centre:
         changes = changes_of(command)
-        # a manager keeps their centre's details current; only admins switch centres on and off
-        if "active" in changes or "auto_invoice" in changes:
-            require_role(principal, action="activate centres or change their invoicing")
-        else:
-            require_role(principal, Role.CENTRE_MANAGER, action="edit centres")
         async with self._uow() as uow:
             centre = await uow.centres.get(centre_id)
+            # tenancy first: another centre's id is not found, whoever asks
             if centre is None or not principal.can_see_centre(centre.id):
                 raise NotFound("centre", centre_id)
+            # a manager keeps their centre's details current; only admins switch centres on
+            # and off or change how they are invoiced
+            if "active" in changes or "auto_invoice" in changes:
+                require_role(principal, action="activate centres or change their invoicing")
+            else:
+                require_role(principal, Role.CENTRE_MANAGER, action="edit centres")
             changed = msgspec.structs.replace(centre, updated_at=self._clock.now(), **changes)
             stored = await uow.centres.update(changed)
             await uow.commit()

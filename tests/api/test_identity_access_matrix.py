@@ -77,28 +77,7 @@ or keys gets 200 with only what its own centre may see (checked below). A manage
 key of another centre gets one of its own centre: ``CreateApiKey.centre_id`` is documented as
 ignored for managers."""
 
-_CENTRE_ROLE_BEFORE_TENANT = (
-    "CentreService.update (domain/services/centres.py) calls require_role before looking the "
-    "centre up, so a role that may not edit (or deactivate) centres gets 403 for another "
-    "centre's id instead of 404; load the centre and check can_see_centre first"
-)
-_KEY_ROLE_BEFORE_TENANT = (
-    "ApiKeyService.revoke (domain/services/api_keys.py) calls require_role before looking the "
-    "key up, so a role that may not revoke keys gets 403 for another centre's key instead of "
-    "404; load the key and check can_see_centre first"
-)
-KNOWN_BUGS: dict[tuple[str, str, str, str], str] = {
-    ("radiologist", "edits", "centre", "other"): _CENTRE_ROLE_BEFORE_TENANT,
-    ("technician", "edits", "centre", "other"): _CENTRE_ROLE_BEFORE_TENANT,
-    ("api-key", "edits", "centre", "other"): _CENTRE_ROLE_BEFORE_TENANT,
-    ("manager", "deactivates", "centre", "other"): _CENTRE_ROLE_BEFORE_TENANT,
-    ("radiologist", "deactivates", "centre", "other"): _CENTRE_ROLE_BEFORE_TENANT,
-    ("technician", "deactivates", "centre", "other"): _CENTRE_ROLE_BEFORE_TENANT,
-    ("api-key", "deactivates", "centre", "other"): _CENTRE_ROLE_BEFORE_TENANT,
-    ("radiologist", "revokes", "api-key", "other"): _KEY_ROLE_BEFORE_TENANT,
-    ("technician", "revokes", "api-key", "other"): _KEY_ROLE_BEFORE_TENANT,
-    ("api-key", "revokes", "api-key", "other"): _KEY_ROLE_BEFORE_TENANT,
-}
+KNOWN_BUGS: dict[tuple[str, str, str, str], str] = {}
 """Cells where the application answers differently from the rule today (strict xfail)."""
 
 

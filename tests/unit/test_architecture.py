@@ -39,3 +39,30 @@ def test_domain_imports_only_the_standard_library_msgspec_and_numpy():
                 if top not in stdlib and top not in ALLOWED_IN_DOMAIN:
                     offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not offenders, "\n".join(offenders)
+
+
+def _tool(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def test_the_domain_type_checks_under_mypy_strict():
+    finished = subprocess.run(
+        [_tool("mypy"), "--config-file", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+
+
+def test_ruff_finds_nothing_to_fix():
+    for command in (["check", "."], ["format", "--check", "."]):
+        finished = subprocess.run(
+            [_tool("ruff"), *command],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert finished.returncode == 0, finished.stdout + finished.stderr

@@ -24,7 +24,7 @@ class Machine:
     def lines(self) -> list[str]:
         return [
             f"- date: {self.date}",
-            f"- commit: `{self.commit}`",
+            f"- commit: {self.commit}",
             f"- CPU: {self.cpu}, {self.cores} cores available",
             f"- memory: {self.memory_gib:.1f} GiB",
             f"- Python {self.python} on {self.system}",
@@ -65,15 +65,29 @@ def _memory_kib() -> int:
     return 0
 
 
-def _commit(repo: Path) -> str:
+def _git(repo: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(repo), "describe", "--always", "--dirty"],
+            ["git", "-C", str(repo), *args],
             capture_output=True,
             text=True,
             check=True,
             timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+        return None
+    return out.stdout
+
+
+def _commit(repo: Path) -> str:
+    """The commit, and the tracked files that differ from it (this page excepted)."""
+    head = (_git(repo, "rev-parse", "--short", "HEAD") or "").strip() or "unknown"
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no") or ""
+    changed = sorted(
+        line[3:].strip()
+        for line in status.splitlines()
+        if len(line) > 3 and not line[3:].strip().endswith("docs/benchmarks.md")
+    )
+    if not changed:
+        return f"`{head}`"
+    return f"`{head}` with uncommitted changes to {', '.join(changed)}"

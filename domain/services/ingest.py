@@ -14,6 +14,7 @@ presigned URL) and be ingested from there.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Callable, Sequence
@@ -51,6 +52,8 @@ _EXTENSIONS = {
 _GZIP_MAGIC = b"\x1f\x8b"
 _CODE_ATTEMPTS = 10
 _INGEST_ATTEMPTS = 3
+PARALLEL_PUTS = 8
+"""Files of one upload written to the blob store at the same time (I/O bound: fsync, network)."""
 
 
 class RejectedFile(InvalidInput):
@@ -207,16 +210,23 @@ def storable(upload: UploadedFile) -> UploadedFile:
     PostgreSQL text and jsonb refuse them) and instance/series numbers within 32 bits."""
     fields = upload.fields
     numbers = (fields.instance.instance_number, fields.series.series_number)
-    if b"\\u0000" not in msgspec.json.encode(fields) and all(
+    if b"\\u0000" not in msgspec.json.encode(fields, enc_hook=_plain) and all(
         n is None or n in _INT32 for n in numbers
     ):
         return upload
-    plain = _without_nul(msgspec.to_builtins(fields))
+    plain = _without_nul(msgspec.to_builtins(fields, enc_hook=_plain))
     for level, name in (("instance", "instance_number"), ("series", "series_number")):
         if plain[level][name] is not None and plain[level][name] not in _INT32:
             plain[level][name] = None
     cleaned = msgspec.convert(plain, ImageFields)
     return UploadedFile(file_name=upload.file_name, data=upload.data, fields=cleaned)
+
+
+def _plain(value: Any) -> Any:
+    """Subclasses of ``str`` (pydicom's ``UID``) encode as plain text."""
+    if isinstance(value, str):
+        return str(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
 
 
 def _without_nul(value: Any) -> Any:
@@ -405,6 +415,7 @@ class IngestService:
         now = self._clock.now()
         async with self._uow() as uow:
             batch = _Batch(uow, centre_id)
+            planned: list[tuple[UploadedFile, Instance]] = []
             for upload in command.files:
                 uid = upload.fields.instance.sop_instance_uid
                 existing = await batch.existing_instance(uid)
@@ -414,9 +425,13 @@ class IngestService:
                     continue
                 entry = await self._study_for(batch, principal, upload, overrides, now)
                 series = await self._series_for(batch, entry.study, upload, now)
-                instance = await self._store(batch, series, upload, now, stored)
+                instance = self._instance(batch, series, upload, now)
+                planned.append((upload, instance))
                 entry.stored += 1
                 batch.record(upload, instance, duplicate=False)
+            await self._put_all(planned, stored)
+            for _, instance in planned:
+                await uow.instances.add(instance)
             for entry in batch.studies.values():
                 if entry.stored:
                     uow.collect(
@@ -482,31 +497,42 @@ class IngestService:
         batch.series[key] = series
         return series
 
-    async def _store(
-        self,
-        batch: _Batch,
-        series: Series,
-        upload: UploadedFile,
-        now: datetime,
-        stored: list[str],
+    def _instance(
+        self, batch: _Batch, series: Series, upload: UploadedFile, now: datetime
     ) -> Instance:
         instance_id = self._ids.new_id()
-        key = storage_key(batch.centre_id, series.study_id, instance_id, upload)
-        content_type = upload.fields.instance.content_type
-        stored.append(key)
-        info = await self._blobs.put(key, upload.data, content_type=content_type)
         instance = upload.fields.to_instance(
             id=instance_id,
             series_id=series.id,
             study_id=series.study_id,
             centre_id=batch.centre_id,
-            storage_key=key,
-            size_bytes=info.size_bytes,
+            storage_key=storage_key(batch.centre_id, series.study_id, instance_id, upload),
+            size_bytes=len(upload.data),
             at=now,
         )
-        await batch.uow.instances.add(instance)
         batch.instances[instance.sop_instance_uid] = instance
         return instance
+
+    async def _put_all(
+        self, planned: list[tuple[UploadedFile, Instance]], stored: list[str]
+    ) -> None:
+        """Store the files, several at a time; every put finishes (or fails) before this
+        returns, so that a failure can remove all of them without racing a late write."""
+        gate = asyncio.Semaphore(PARALLEL_PUTS)
+
+        async def put(upload: UploadedFile, instance: Instance) -> None:
+            async with gate:
+                await self._blobs.put(
+                    instance.storage_key, upload.data, content_type=instance.content_type
+                )
+
+        stored.extend(instance.storage_key for _, instance in planned)
+        outcomes = await asyncio.gather(
+            *(put(upload, instance) for upload, instance in planned), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _discard(self, keys: list[str]) -> None:
         for key in keys:

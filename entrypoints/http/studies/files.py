@@ -8,11 +8,14 @@ soon as the fields are known, so a large upload holds only its bytes in memory.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 
 import structlog
 from litestar.datastructures import UploadFile
+from pydicom.uid import UID
 
+from adapters.dicom import is_dicom_part10, read_dicom
 from adapters.images import RenderFormat, read_image, render
 from domain.errors import InvalidInput
 from domain.imaging import ImageFields, window_preset
@@ -22,6 +25,8 @@ from domain.studies import Instance, Modality, Window
 log = structlog.get_logger(__name__)
 
 MAX_FILE_NAME_LENGTH = 255
+PARALLEL_READS = max(2, min(8, os.cpu_count() or 2))
+"""Files of one upload parsed at the same time (pydicom holds the GIL for much of it)."""
 _DICOM_MODALITY_TAG = "00080060"
 
 
@@ -32,6 +37,13 @@ def read_fields(data: bytes, file_name: str, modality: Modality | None) -> Image
         RejectedFile: the file is not a readable, supported image with pixel data.
     """
     try:
+        if is_dicom_part10(data):
+            # native pixel data is checked for length and layout without decoding it;
+            # compressed pixel data is only proven readable by decoding it
+            image = read_dicom(data, require_pixel_data=True, decode=False)
+            if _compressed(image.fields.instance.transfer_syntax_uid):
+                image.frames()
+            return image.fields
         return read_image(data, modality=modality, require_pixel_data=True).fields
     except InvalidInput as err:
         raise RejectedFile(file_name, err.detail) from None
@@ -40,6 +52,10 @@ def read_fields(data: bytes, file_name: str, modality: Modality | None) -> Image
     except Exception as err:  # a reader bug must not become a 500 for a user's file
         log.warning("reader failed", error=type(err).__name__, exc_info=err)
         raise RejectedFile(file_name, f"the file cannot be read ({type(err).__name__})") from None
+
+
+def _compressed(transfer_syntax_uid: str | None) -> bool:
+    return transfer_syntax_uid is None or UID(transfer_syntax_uid).is_encapsulated
 
 
 def display_name(file_name: str | None, position: int) -> str:
@@ -55,12 +71,24 @@ async def read_upload(data: bytes, file_name: str, modality: Modality | None) ->
 async def read_uploads(
     uploads: Sequence[UploadFile], modality: Modality | None
 ) -> list[UploadedFile]:
-    """Read every uploaded file, in order; the first refused one stops the upload."""
-    read: list[UploadedFile] = []
-    for position, upload in enumerate(uploads, start=1):
-        name = display_name(upload.filename, position)
-        read.append(await read_upload(await upload.read(), name, modality))
-    return read
+    """Read every uploaded file, a few at a time; the first refused one (in the order they
+    came) refuses the upload."""
+    gate = asyncio.Semaphore(PARALLEL_READS)
+
+    async def read(position: int, upload: UploadFile) -> UploadedFile:
+        async with gate:
+            name = display_name(upload.filename, position)
+            return await read_upload(await upload.read(), name, modality)
+
+    outcomes = await asyncio.gather(
+        *(read(n, upload) for n, upload in enumerate(uploads, start=1)), return_exceptions=True
+    )
+    read_files: list[UploadedFile] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        read_files.append(outcome)
+    return read_files
 
 
 async def close_uploads(uploads: Sequence[UploadFile]) -> None:

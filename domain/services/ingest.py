@@ -4,7 +4,7 @@ Keyed by DICOM UIDs per centre: the same SOPInstanceUID sent again is stored onc
 as a duplicate, instances of a study sent in several requests join that study, instances of
 several studies in one upload make several studies, and two centres sending the same study
 each get their own copy. Files are stored byte for byte under
-``centres/<centre>/studies/<study>/<SOP UID>.<ext>``; their headers (DICOM JSON) go into the
+``centres/<centre>/studies/<study>/<instance id>.<ext>``; their headers (DICOM JSON) go into the
 database so that metadata never needs blob storage. Readers (adapters) turn bytes into
 :class:`~domain.imaging.ImageFields` first; this module never parses a file.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,8 @@ _EXTENSIONS = {
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 _CODE_ATTEMPTS = 10
-_INGEST_ATTEMPTS = 3
+_INGEST_ATTEMPTS = 6
+_RETRY_PAUSE_S = 0.02
 PARALLEL_PUTS = 8
 """Files of one upload written to the blob store at the same time (I/O bound: fsync, network)."""
 
@@ -253,13 +255,24 @@ def _check_uids(upload: UploadedFile) -> None:
 
 
 def storage_key(centre_id: Id, study_id: Id, instance_id: Id, upload: UploadedFile) -> str:
-    """``centres/<centre>/studies/<study>/<SOP UID or instance id>.<ext>``."""
+    """``centres/<centre>/studies/<study>/<instance id>.<ext>``.
+
+    Named by the instance id, not the SOPInstanceUID: two uploads of the same instance racing
+    each other write different objects, so the loser's clean-up never removes the winner's.
+    """
     fields = upload.fields.instance
-    name = fields.sop_instance_uid if _KEY_SEGMENT.match(fields.sop_instance_uid) else None
     extension = _EXTENSIONS[fields.format]
     if fields.format is ImageFormat.NIFTI and upload.data[:2] == _GZIP_MAGIC:
         extension = "nii.gz"
-    return f"centres/{centre_id}/studies/{study_id}/{name or instance_id}.{extension}"
+    return f"centres/{centre_id}/studies/{study_id}/{instance_id}.{extension}"
+
+
+def download_name(instance: Instance) -> str:
+    """A file name for an instance: its SOPInstanceUID with the stored file's extension."""
+    stored = instance.storage_key.rsplit("/", 1)[-1]
+    extension = stored.split(".", 1)[1] if "." in stored else "dcm"
+    uid = instance.sop_instance_uid
+    return f"{uid}.{extension}" if _KEY_SEGMENT.match(uid) else stored
 
 
 def staging_key_centre(key: str) -> Id | None:
@@ -386,10 +399,13 @@ class IngestService:
                 result = await self._ingest_once(principal, centre_id, command, overrides, stored)
                 break
             except Conflict:
-                # a concurrent upload created the same study or instance first: start again
+                # a concurrent upload created the same study, series or instance first: start
+                # again (what it stored is then a duplicate), after a pause that grows and is
+                # jittered so racing uploads fall out of step
                 await self._discard(stored)
                 if attempt == _INGEST_ATTEMPTS:
                     raise
+                await asyncio.sleep(_RETRY_PAUSE_S * attempt * (0.5 + random.random()))
             except BaseException:
                 await self._discard(stored)
                 raise

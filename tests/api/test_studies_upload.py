@@ -8,6 +8,7 @@ one-series studies; study fields sent along are normalised.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import random
@@ -340,3 +341,22 @@ async def test_text_with_nul_characters_is_stored_without_them(
     assert (study["patient"]["name"], study["description"]) == ("Nul^Padded", "headneck")
     stored = await world.client.get(f"/api/v1/studies/{study_id}/instances/1", headers=headers)
     assert stored.content == data  # the file itself is kept as received
+
+
+async def test_parts_of_one_series_sent_at_the_same_time_still_make_one_study(
+    world_on_each_database: World,
+) -> None:
+    world = world_on_each_database
+    series = synthetic_ct_series(slices=12)
+    files = named(series.files)
+    parts = [files[0:4], files[3:8], files[7:12], files[0:12:3]]  # overlapping
+
+    responses = await asyncio.gather(
+        *(post_studies(world.client, world.a.technician.headers, part) for part in parts)
+    )
+
+    assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]
+    assert len({r.json()["studies"][0]["id"] for r in responses}) == 1
+    assert sum(r.json()["stored"] for r in responses) == 12
+    assert len(stored_keys(world.served.container)) == 12
+    assert await study_count(world.served.container) == 1

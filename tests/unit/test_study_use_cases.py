@@ -188,8 +188,7 @@ async def test_an_upload_is_stored_byte_for_byte_under_its_centre_and_study(
     study = entry.study
     assert study.centre_id == archive.world.centre_a and len(study.code) == 8
     for file, stored in zip(files, result.files, strict=True):
-        sop = file.fields.instance.sop_instance_uid
-        key = f"centres/{archive.world.centre_a}/studies/{study.id}/{sop}.dcm"
+        key = f"centres/{archive.world.centre_a}/studies/{study.id}/{stored.instance_id}.dcm"
         assert await archive.blobs.get(key) == file.data
         instance = await archive.studies.instance(
             archive.as_("radiologist-a"), stored.instance_id, "t"

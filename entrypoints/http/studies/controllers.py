@@ -25,6 +25,7 @@ from domain.services.ingest import (
     IngestResult,
     IngestStudies,
     StudyOverrides,
+    download_name,
     parse_modality,
 )
 from domain.studies import Instance, StudyStatus, Urgency
@@ -256,7 +257,7 @@ class StudyController(Controller):
         instance = await studies.instance_in_study(principal, study_id, which)
         chunks = studies.open(instance)
         first = await anext(chunks, b"")  # a missing object is a 404 before the headers go
-        file_name = instance.storage_key.rsplit("/", 1)[-1]
+        file_name = download_name(instance)
         return Stream(
             _prepend(first, chunks),
             media_type=instance.content_type,

@@ -37,7 +37,10 @@ class PostgresRateLimiter:
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> RateDecision:
         start, retry_after = self._window(window_s)
-        async with self._database.pool.acquire() as connection:
+        async with self._database.pool.acquire() as connection, connection.transaction():
+            # A counter lost in a crash costs nothing; waiting for the WAL flush on every
+            # request costs milliseconds.
+            await connection.execute("SET LOCAL synchronous_commit TO OFF")
             hits = await connection.fetchval(_HIT, key, start, limit)
             if random.randrange(_PRUNE_EVERY) == 0:
                 await connection.execute(_PRUNE, start - timedelta(hours=1))

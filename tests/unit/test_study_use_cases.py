@@ -24,14 +24,9 @@ from domain.imaging import ImageFields, ImageFormat, InstanceFields, SeriesField
 from domain.ports.blobs import BlobInfo
 from domain.ports.repositories import StudyFilter
 from domain.ports.unit_of_work import UnitOfWork
-from domain.services.ingest import (
-    IngestService,
-    IngestStudies,
-    RejectedFile,
-    StudyOverrides,
-    UploadedFile,
-)
+from domain.services.ingest import IngestService
 from domain.services.studies import StudyService
+from domain.services.uploads import IngestStudies, RejectedFile, StudyOverrides, UploadedFile
 from domain.studies import Modality, Patient, Sex, Urgency
 from domain.values import Page
 from tests.unit.identity_world import World, build_world

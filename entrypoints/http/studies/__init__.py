@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-from entrypoints.http.studies.controllers import (
-    InstanceController,
-    StudyController,
-    UploadController,
-)
+from entrypoints.http.studies.controllers import StudyController, UploadController
+from entrypoints.http.studies.instances import InstanceController
 from entrypoints.http.studies.staging import StagingController
 
 STUDY_CONTROLLERS: list[ControllerRouterHandler] = [

@@ -19,7 +19,7 @@ from adapters.dicom import is_dicom_part10, read_dicom
 from adapters.images import RenderFormat, read_image, render
 from domain.errors import InvalidInput
 from domain.imaging import ImageFields, window_preset
-from domain.services.ingest import RejectedFile, UploadedFile
+from domain.services.uploads import RejectedFile, UploadedFile
 from domain.studies import Instance, Modality, Window
 
 log = structlog.get_logger(__name__)

@@ -28,7 +28,7 @@ from adapters.storage.presigning import UrlSigner
 from domain.errors import Conflict, NotFound, Unauthenticated
 from domain.identity import Principal
 from domain.ports.blobs import BlobStore
-from domain.services.ingest import (
+from domain.services.uploads import (
     IngestStudies,
     RejectedFile,
     StudyOverrides,

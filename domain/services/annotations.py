@@ -72,11 +72,11 @@ class AnnotationService:
         self._auditor = auditor
 
     async def _instance(self, uow: UnitOfWork, principal: Principal, instance_id: Id) -> Instance:
-        require_study_reader(principal)
         instance = await uow.instances.get(instance_id)
         if instance is None:
             raise NotFound("instance", instance_id)
         ensure_visible(principal, instance.centre_id, "instance", instance_id)
+        require_study_reader(principal)
         return instance
 
     async def measure(

@@ -56,10 +56,10 @@ class StudyService:
     async def _visible(
         self, principal: Principal, study: Study | None, ident: object, action: str = "study.read"
     ) -> Study:
-        require_study_reader(principal)
         if study is None:
             raise NotFound("study", ident)
         ensure_visible(principal, study.centre_id, "study", ident)
+        require_study_reader(principal)
         await self._auditor.record(principal, action, "study", study.id, centre_id=study.centre_id)
         return study
 
@@ -109,12 +109,12 @@ class StudyService:
 
     async def instance(self, principal: Principal, instance_id: Id, purpose: str) -> Instance:
         """One instance; ``purpose`` (``metadata``, ``rendered``...) goes to the audit trail."""
-        require_study_reader(principal)
         async with self._uow() as uow:
             instance = await uow.instances.get(instance_id)
         if instance is None:
             raise NotFound("instance", instance_id)
         ensure_visible(principal, instance.centre_id, "instance", instance_id)
+        require_study_reader(principal)
         await self._auditor.record(
             principal,
             "instance.read",

@@ -260,3 +260,19 @@ async def test_reads_of_a_study_are_audited_without_the_patients_name(world: Wor
         "/api/v1/audit", headers=world.admin.headers, params={"resource": f"study:{up.study_id}"}
     )
     assert "study.upload" in [event["action"] for event in uploads.json()]
+
+
+async def test_a_key_without_studies_read_is_refused_in_its_centre_and_blind_outside_it(
+    world: World,
+) -> None:
+    up = await uploaded_to_a(world)
+    theirs = await post_studies(world.client, world.b.technician.headers, ct_files())
+    other_study = theirs.json()["studies"][0]["id"]
+    jobs_only = await create_key(
+        world.client, world.admin.headers, name="jobs", centre_id=world.a.id, scopes=["jobs:read"]
+    )
+
+    for route in read_routes(up):
+        assert_problem(await world.client.get(route, headers=jobs_only.headers), 403)
+    outside = await world.client.get(f"/api/v1/studies/{other_study}", headers=jobs_only.headers)
+    assert_problem(outside, 404)

@@ -272,6 +272,10 @@ async def test_nifti_png_and_jpeg_become_a_study_with_one_series(
         await world.client.get(f"/api/v1/studies/{study_id}/instances", headers=headers)
     ).json()
     assert instance["number_of_frames"] == frames
+    rendered = await world.client.get(
+        f"/api/v1/instances/{instance['id']}/rendered", params={"frame": frames}, headers=headers
+    )
+    assert rendered.status_code == 200 and rendered.content[:4] == b"\x89PNG"
 
 
 async def test_study_fields_sent_with_the_files_are_normalised(world: World) -> None:

@@ -8,6 +8,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from domain.errors import Unavailable
+
 
 class IntensityPreprocessing(msgspec.Struct, frozen=True, kw_only=True):
     window_center: float
@@ -38,6 +40,15 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     """File name -> SHA-256 hex digest, checked before loading."""
     description: str = ""
     clinical_use: bool = False
+    metrics: dict[str, float] = msgspec.field(default_factory=dict)
+    """What the model's authors measured (e.g. ``held_out_dice``); informative, never used."""
+
+
+class ModelUnavailable(Unavailable):
+    """A model cannot be used: a file is missing or does not match its checksum, or no
+    runtime can load it."""
+
+    code = "model-unavailable"
 
 
 class ModelRegistry(Protocol):
@@ -57,4 +68,6 @@ class InferenceEngine(Protocol):
     def run(
         self, manifest: ModelManifest, patch: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
-        """Run one batch ``(n, 1, z, y, x)`` and return probabilities of the same layout."""
+        """Run one batch ``(n, 1, z, y, x)`` float32 (already preprocessed per the manifest)
+        and return probabilities ``(n, len(labels), z, y, x)`` float32, after the manifest's
+        output activation. Raises ``ModelUnavailable`` when the model cannot be loaded."""

@@ -130,9 +130,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         return self.kind is PrincipalKind.SYSTEM or self.role in roles
 
     def with_origin(self, *, client_address: str | None, request_id: str | None) -> Principal:
-        return msgspec.structs.replace(
-            self, client_address=client_address, request_id=request_id
-        )
+        return msgspec.structs.replace(self, client_address=client_address, request_id=request_id)
 
 
 SYSTEM_PRINCIPAL = Principal(

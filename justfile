@@ -51,3 +51,8 @@ bench: setup
 worker: setup
     @echo "hounsfield worker is not built yet: jobs run on queues once the jobs issue lands" >&2
     @exit 1
+
+# retrain the demo model on synthetic phantoms and export it (ONNX, TorchScript, manifest); args go to `train`
+export-model *args: setup
+    {{bin}}/python -m model_export train {{args}}
+    {{bin}}/python -m model_export export --docs docs/models.md

@@ -5,12 +5,11 @@ is cheap.
 """
 
 from adapters.inference.onnx_engine import OnnxInferenceEngine
-from adapters.inference.registry import FilesystemModelRegistry, ModelProblem
+from adapters.inference.registry import FilesystemModelRegistry
 from adapters.inference.torch_engine import TorchInferenceEngine
 
 __all__ = [
     "FilesystemModelRegistry",
-    "ModelProblem",
     "OnnxInferenceEngine",
     "TorchInferenceEngine",
 ]

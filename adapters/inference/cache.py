@@ -37,6 +37,3 @@ class LoadedModels(Generic[_Loaded]):
                 loaded = load()
                 self._models[key] = loaded
             return loaded
-
-    def __len__(self) -> int:
-        return len(self._models)

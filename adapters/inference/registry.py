@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -21,19 +20,11 @@ import structlog
 
 from adapters.inference.activation import ACTIVATIONS
 from adapters.inference.files import MANIFEST_FILE, is_safe_name
-from domain.ports.inference import ModelManifest
+from domain.ports.inference import ModelManifest, ModelProblem
 
 log = structlog.get_logger(__name__)
 
 _MAX_MANIFEST_BYTES = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class ModelProblem:
-    """A model directory the registry refuses, and why."""
-
-    directory: str
-    reason: str
 
 
 class FilesystemModelRegistry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Protocol
 
 import msgspec
@@ -51,10 +52,22 @@ class ModelUnavailable(Unavailable):
     code = "model-unavailable"
 
 
-class ModelRegistry(Protocol):
-    def list(self) -> list[ModelManifest]: ...
+class ModelProblem(msgspec.Struct, frozen=True, kw_only=True):
+    """A model the registry refuses (bad manifest, missing or changed file), and why."""
 
-    def get(self, model_id: str) -> ModelManifest | None: ...
+    directory: str
+    reason: str
+
+
+class ModelRegistry(Protocol):
+    def list(self) -> list[ModelManifest]:
+        """The usable models, by id."""
+
+    def get(self, model_id: str) -> ModelManifest | None:
+        """The usable model ``model_id``; ``None`` when unknown or refused."""
+
+    def problems(self) -> builtins.list[ModelProblem]:
+        """The models left out, each with the reason."""
 
 
 class InferenceEngine(Protocol):

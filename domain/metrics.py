@@ -236,7 +236,7 @@ def _mesh_features(
     voxels: npt.NDArray[np.bool_], to_mm: FloatArray, anchor: FloatArray
 ) -> tuple[float, float, float]:
     """Mesh volume (RNU0, mm3), mesh area (C0JK, mm2) and maximum 3D diameter (L0JK, mm)."""
-    mesh = mask_surface(voxels)
+    mesh = mask_surface(voxels, to_mm)
     vertices = (mesh.vertices - anchor) @ to_mm.T  # (V, 3) mm, near the origin for precision
     corners = vertices[mesh.faces]  # (F, 3 corners, 3)
     first, second, third = corners[:, 0], corners[:, 1], corners[:, 2]
@@ -265,7 +265,7 @@ def _maximum_distance(points: FloatArray, *, chunk: int = 512) -> float:
 
 
 def _principal_variances(positions: FloatArray) -> tuple[float, float, float]:
-    """Eigenvalues (mm2) of the voxel-centre covariance, largest first, clipped at 0.
+    """Eigenvalues (mm2) of the voxel-centre covariance, largest first, rounding noise at 0.
 
     IBSI (TDIC, P9VJ, 7J51) takes the covariance of the voxel centre positions. The IBSI
     digital phantom's reference values use the sample covariance (divided by N - 1); dividing by
@@ -273,7 +273,9 @@ def _principal_variances(positions: FloatArray) -> tuple[float, float, float]:
     """
     count = positions.shape[0]
     covariance = positions.T @ positions / max(count - 1, 1)
-    eigenvalues = np.clip(np.linalg.eigvalsh(covariance), 0.0, None)[::-1]
+    eigenvalues = np.linalg.eigvalsh(covariance)[::-1]
+    # Rounding leaves ~1e-16 x the largest where a mask has no extent (a line, a plate): zero.
+    eigenvalues[eigenvalues <= 1e-12 * max(float(eigenvalues[0]), 0.0)] = 0.0
     return float(eigenvalues[0]), float(eigenvalues[1]), float(eigenvalues[2])
 
 

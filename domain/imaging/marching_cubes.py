@@ -18,9 +18,12 @@ classic table, so that the mesh is closed by construction:
    holes (the hole problem of the original 15-case table, Dürst 1988, cannot occur).
 2. The face segments link into closed loops; each loop is a polygon of the surface, oriented so
    that its normal points from the inside corners to the outside ones (outward).
-3. Each polygon is split into the triangles that enclose the largest volume (a small dynamic
-   programme over its vertices; planar polygons tie and take the first split). This reproduces
-   the IBSI digital phantom's reference mesh volume and area.
+3. Each polygon is split into the triangles that enclose the largest volume, then of least
+   area (a small dynamic programme over its vertices; planar polygons tie and take the first
+   split). This reproduces the IBSI digital phantom's reference mesh volume and area. Areas
+   are measured with the grid's own spacing and shear (one table per geometry, cached): some
+   non-planar polygons have two mirror-image splits of equal volume, and only the real metric
+   tells them apart, so a mirrored mask gets the mirrored mesh on anisotropic grids too.
 
 Vertices come back in continuous voxel-index coordinates ``(z, y, x)`` of the input array, so the
 caller applies its own spacing, direction and origin (see ``domain.metrics``).
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -155,16 +158,39 @@ def _on_one_face(p: Point, q: Point) -> bool:
     return any(p[axis] == q[axis] != 0 for axis in range(3))
 
 
-def _largest_volume_triangles(loop: list[int]) -> list[tuple[int, int, int]]:
+AreaMetric = tuple[float, float, float, float, float, float, float, float, float]
+"""A row-major 3x3 matrix ``M``: a triangle whose index-space edge vectors have cross product
+``c`` has area ``sqrt(c . M c) / 2`` in mm2 (``M = cof(L)^T cof(L)`` for the index-to-mm map
+``L``, up to a common factor)."""
+
+INDEX_SPACE: AreaMetric = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def area_metric(index_to_mm: npt.ArrayLike) -> AreaMetric:
+    """The :data:`AreaMetric` of a ``(z, y, x)`` index-to-mm matrix, scaled to a largest entry
+    of 1 and rounded so that equal geometries share one cached table."""
+    matrix = np.asarray(index_to_mm, dtype=np.float64)
+    cofactor = np.linalg.det(matrix) * np.linalg.inv(matrix).T  # L u x L v = cof(L) (u x v)
+    metric = cofactor.T @ cofactor
+    metric = metric / np.abs(metric).max()
+    values = [round(float(value), 12) for value in metric.reshape(-1)]
+    return (
+        values[0], values[1], values[2], values[3], values[4],
+        values[5], values[6], values[7], values[8],
+    )  # fmt: skip
+
+
+def _largest_volume_triangles(loop: list[int], metric: AreaMetric) -> list[tuple[int, int, int]]:
     """Split a polygon of crossing edges into triangles, keeping its order and orientation.
 
     Of all splits, the one enclosing the largest volume is taken (the surface bulges away from
     the inside corners of a non-planar polygon). This is the convention of the IBSI reference
     mesh: on the IBSI digital phantom it gives the reference mesh volume (556 mm3), where the
-    least-area split gives 549 mm3. Ties in volume go to the least area, so that a mirrored mask
-    gets the mirrored mesh; planar polygons tie in both and take the first split. Before all
-    that, diagonals lying in a cube face are avoided: the neighbouring cube could draw the same
-    line, and the mesh would then meet itself along it (non-manifold).
+    least-area split gives 549 mm3. Ties in volume (volume order does not depend on the grid's
+    spacing) go to the least area measured with ``metric``, the grid's own, so that a mirrored
+    mask gets the mirrored mesh; planar polygons tie in both and take the first split. Before
+    all that, diagonals lying in a cube face are avoided: the neighbouring cube could draw the
+    same line, and the mesh would then meet itself along it (non-manifold).
     """
     points = [_midpoint(edge) for edge in loop]
     n = len(loop)
@@ -174,8 +200,9 @@ def _largest_volume_triangles(loop: list[int]) -> list[tuple[int, int, int]]:
         # Points are doubled and centred, so det / 6 is 8 x the tetrahedron's volume from the
         # cube centre: 48 x volume is the (exact, integer) determinant.
         volume_48 = _dot(points[i], _cross(points[k], points[j]))
+        c = _cross(_minus(points[k], points[i]), _minus(points[j], points[i]))
         area_4 = math.sqrt(
-            sum(c * c for c in _cross(_minus(points[k], points[i]), _minus(points[j], points[i])))
+            max(0.0, sum(metric[3 * r + q] * c[r] * c[q] for r in range(3) for q in range(3)))
         )
         in_face = sum(
             1
@@ -219,9 +246,13 @@ def _largest_volume_triangles(loop: list[int]) -> list[tuple[int, int, int]]:
     return triangles
 
 
-@cache
-def triangle_table() -> tuple[IntArray, IntArray]:
+@lru_cache(maxsize=32)
+def triangle_table(metric: AreaMetric = INDEX_SPACE) -> tuple[IntArray, IntArray]:
     """The marching-cubes table derived from the cube faces (see the module docstring).
+
+    Args:
+        metric: how the grid measures triangle areas (:func:`area_metric`); it only breaks
+            ties between splits of equal volume. Each new one costs about 60 ms, then is cached.
 
     Returns:
         ``(triangles, counts)``: ``triangles`` is an int64 array of shape ``(256, K, 3)`` whose
@@ -233,7 +264,7 @@ def triangle_table() -> tuple[IntArray, IntArray]:
     for case in range(256):
         triangles: list[tuple[int, int, int]] = []
         for loop in _loops(_face_segments(case)):
-            triangles.extend(_largest_volume_triangles(_oriented(loop, case)))
+            triangles.extend(_largest_volume_triangles(_oriented(loop, case), metric))
         per_case.append(triangles)
     most = max(len(triangles) for triangles in per_case)
     table = np.zeros((256, most, 3), dtype=np.int64)
@@ -268,13 +299,17 @@ class SurfaceMesh:
     faces: IntArray
 
 
-def mask_surface(mask: npt.ArrayLike) -> SurfaceMesh:
+def mask_surface(mask: npt.ArrayLike, index_to_mm: npt.ArrayLike | None = None) -> SurfaceMesh:
     """Mesh the boundary of a binary mask by marching cubes at iso-level 0.5.
 
     Args:
         mask: array of shape ``(z, y, x)``; nonzero voxels are inside. The array is treated as
             if padded with one empty voxel on every side (IBSI), so a mask touching the border is
             still closed.
+        index_to_mm: the 3x3 matrix the caller will map the vertices with (columns: voxel edge
+            vectors in mm along ``z``, ``y``, ``x``). It only decides between splits of equal
+            volume (see :func:`triangle_table`), so that mirrored masks get mirrored meshes on
+            anisotropic grids; index space when None. Vertices stay in index coordinates.
 
     Returns:
         The closed, outward-oriented :class:`SurfaceMesh`; empty (no vertices) for an empty mask.
@@ -300,7 +335,8 @@ def mask_surface(mask: npt.ArrayLike) -> SurfaceMesh:
     cube_z, cube_y, cube_x = np.nonzero((cases != 0) & (cases != 255))
     cube_cases = cases[cube_z, cube_y, cube_x].astype(np.int64)
 
-    table, counts = triangle_table()
+    metric = INDEX_SPACE if index_to_mm is None else area_metric(index_to_mm)
+    table, counts = triangle_table(metric)
     per_cube = counts[cube_cases]
     cube_of_triangle = np.repeat(np.arange(cube_cases.size), per_cube)
     first_of_cube = np.repeat(np.cumsum(per_cube) - per_cube, per_cube)
@@ -322,4 +358,13 @@ def mask_surface(mask: npt.ArrayLike) -> SurfaceMesh:
     return SurfaceMesh(vertices=vertices, faces=faces)
 
 
-__all__ = ["CORNER_OFFSETS", "EDGES", "SurfaceMesh", "mask_surface", "triangle_table"]
+__all__ = [
+    "CORNER_OFFSETS",
+    "EDGES",
+    "INDEX_SPACE",
+    "AreaMetric",
+    "SurfaceMesh",
+    "area_metric",
+    "mask_surface",
+    "triangle_table",
+]

@@ -82,12 +82,30 @@ random_masks = arrays(
 ).filter(lambda mask: bool(mask.any()))
 
 
-@settings(max_examples=150, deadline=None)
-@given(random_masks)
-def test_any_mask_meshes_to_a_closed_surface_wound_outward(mask):
-    mesh = mask_surface(mask)
+GRIDS = [
+    None,
+    np.diag([5.0, 0.7, 0.7]),
+    np.array([[3.0, 0.0, 0.0], [1.0, 0.8, 0.0], [0.0, 0.0, 0.5]]),  # sheared
+]
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=["index", "anisotropic", "sheared"])
+@settings(max_examples=60, deadline=None)
+@given(mask=random_masks)
+def test_any_mask_meshes_to_a_closed_surface_wound_outward(grid, mask):
+    mesh = mask_surface(mask, grid)
     assert_closed_and_consistently_wound(mesh)
     assert signed_volume(mesh) > 0
+
+
+@pytest.mark.parametrize("grid", GRIDS[1:], ids=["anisotropic", "sheared"])
+def test_the_grid_only_decides_between_splits_of_equal_volume(grid):
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        mask = rng.random((6, 6, 6)) < 0.5
+        assert signed_volume(mask_surface(mask, grid)) == pytest.approx(
+            signed_volume(mask_surface(mask))
+        )
 
 
 @settings(max_examples=100, deadline=None)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
+
+import torch
 
 from model_export.evaluation import DETECTION_OVERLAP, HELD_OUT_SHAPE
 from model_export.export import MIN_LESION_SIZE_VOXELS, PARITY_TOLERANCE, THRESHOLD, ExportReport
@@ -29,13 +32,17 @@ def results_markdown(report: ExportReport) -> str:
     evaluation = report.evaluation
     if evaluation is not None:
         lines += [
-            f"| held-out cases | {evaluation.cases} phantoms of {HELD_OUT_SHAPE} voxels, "
-            f"{evaluation.lesions} lesions |",
+            f"| held-out cases | {evaluation.cases} phantoms of "
+            f"{' x '.join(map(str, HELD_OUT_SHAPE))} voxels (z, y, x) at "
+            f"{' x '.join(map(str, manifest.input_spacing_mm))} mm, {evaluation.lesions} lesions |",
             f"| Dice (mean per case) | {evaluation.dice:.3f} |",
             f"| detection recall | {evaluation.recall:.3f} "
             f"({evaluation.detected}/{evaluation.lesions}) |",
             "| recall by shape | "
             + ", ".join(f"{kind} {value:.2f}" for kind, value in evaluation.recall_by_kind.items())
+            + " |",
+            "| recall by equivalent diameter | "
+            + ", ".join(f"{size}: {value:.2f}" for size, value in evaluation.recall_by_size.items())
             + " |",
             f"| false positives per case | {evaluation.false_positives / evaluation.cases:.2f} |",
         ]
@@ -47,7 +54,8 @@ def results_markdown(report: ExportReport) -> str:
         f"{report.parity_max_abs_logit_diff:.1e}) |",
         f"| training | {int(metrics.get('training_steps', 0))} steps in "
         f"{metrics.get('training_seconds', 0):.0f} s on the CPU "
-        f"({platform.machine()}, {platform.python_version()}) |",
+        f"(one thread; {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}) |",
     ]
     return "\n".join(lines)
 

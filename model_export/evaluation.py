@@ -29,13 +29,14 @@ from scipy import ndimage
 
 from domain.ports.inference import IntensityPreprocessing
 from model_export.preprocessing import window_to_unit
-from model_export.synthetic import Phantom, synthetic_ct
+from model_export.synthetic import Phantom, SyntheticLesion, synthetic_ct
 
 HELD_OUT_SEED = 20_261_125
 HELD_OUT_CASES = 12
 HELD_OUT_SHAPE = (48, 128, 128)
 """``(z, y, x)`` voxels of each held-out case: 96 x 192 x 192 mm at the demo spacing."""
 DETECTION_OVERLAP = 0.10
+SIZE_CLASSES = ("under 12 mm", "12 to 20 mm", "20 mm and over")
 
 Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 """``(n, 1, z, y, x)`` model input -> ``(n, 1, z, y, x)`` probabilities."""
@@ -51,6 +52,8 @@ class Evaluation:
     false_positives: int
     dice_per_case: list[float]
     recall_by_kind: dict[str, float] = field(default_factory=dict)
+    recall_by_size: dict[str, float] = field(default_factory=dict)
+    """By equivalent diameter (``2 * cbrt(a * b * c)`` of the drawn semi-axes)."""
 
     @property
     def recall(self) -> float:
@@ -68,6 +71,10 @@ class Evaluation:
             "held_out_dice": round(self.dice, 4),
             "held_out_recall": round(self.recall, 4),
             "held_out_false_positives_per_case": round(self.false_positives / self.cases, 3),
+            **{
+                f"held_out_recall_{size.replace(' ', '_')}": round(recall, 4)
+                for size, recall in self.recall_by_size.items()
+            },
         }
 
 
@@ -163,6 +170,7 @@ def evaluate(
     lesions = detected = false_positives = 0
     dice_per_case: list[float] = []
     found_by_kind: dict[str, list[bool]] = {}
+    found_by_size: dict[str, list[bool]] = {size: [] for size in SIZE_CLASSES}
     for case in cases:
         probabilities = sliding_window(window_to_unit(case.hu, intensity), patch_size, predict)
         components = lesion_components(
@@ -176,6 +184,7 @@ def evaluate(
             inside = case.lesion_labels == lesion.label
             found = (predicted & inside).sum() >= DETECTION_OVERLAP * inside.sum()
             found_by_kind.setdefault(lesion.kind, []).append(bool(found))
+            found_by_size[size_class(lesion)].append(bool(found))
             lesions += 1
             detected += int(found)
         touching = set(np.unique(components[case.mask]).tolist()) - {0}
@@ -189,7 +198,18 @@ def evaluate(
         recall_by_kind={
             kind: float(np.mean(found)) for kind, found in sorted(found_by_kind.items())
         },
+        recall_by_size={
+            size: float(np.mean(found)) for size, found in found_by_size.items() if found
+        },
     )
+
+
+def size_class(lesion: SyntheticLesion) -> str:
+    """The :data:`SIZE_CLASSES` entry of a lesion's equivalent diameter."""
+    diameter = 2.0 * float(np.cbrt(np.prod(lesion.semi_axes_mm)))
+    if diameter < 12.0:
+        return SIZE_CLASSES[0]
+    return SIZE_CLASSES[1] if diameter < 20.0 else SIZE_CLASSES[2]
 
 
 def torch_predictor(model: torch.nn.Module) -> Predict:

@@ -56,6 +56,8 @@ class PhantomSettings:
     """Inclusive range of lesions attempted; fewer when they do not fit in the grid."""
     lesion_radius_mm: tuple[float, float] = (4.0, 15.0)
     """Equivalent radius (cube root of the product of the semi-axes), mm."""
+    log_uniform_radius: bool = False
+    """Draw the radius uniformly in log space (more small lesions) instead of uniformly."""
     hyperdense_contrast_hu: tuple[float, float] = (25.0, 80.0)
     """How much brighter than the tissue around it a bright lesion is (half the lesions)."""
     hypodense_contrast_hu: tuple[float, float] = (25.0, 55.0)
@@ -166,13 +168,13 @@ def training_phantom(
     settings: PhantomSettings,
 ) -> Phantom:
     """A phantom on a grid placed at random within a random body (training patches)."""
-    body_probe = _draw_body(np.random.default_rng(rng.integers(2**63)))
+    body = _draw_body(rng)
     centre = (
         float(rng.uniform(-60.0, 60.0)),
-        float(rng.uniform(-0.8, 0.8) * body_probe.semi_y),
-        float(rng.uniform(-0.8, 0.8) * body_probe.semi_x),
+        float(rng.uniform(-0.8, 0.8) * body.semi_y),
+        float(rng.uniform(-0.8, 0.8) * body.semi_x),
     )
-    return _draw(rng, shape, spacing_mm, centre, settings)
+    return _draw(rng, shape, spacing_mm, centre, settings, body=body)
 
 
 def _draw(
@@ -181,6 +183,8 @@ def _draw(
     spacing_mm: Vector3,
     centre_mm: Vector3,
     settings: PhantomSettings,
+    *,
+    body: _Body | None = None,
 ) -> Phantom:
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"shape must be three positive sizes (z, y, x), got {shape!r}")
@@ -195,7 +199,7 @@ def _draw(
         axes[1].reshape(1, -1, 1),
         axes[2].reshape(1, 1, -1),
     )
-    body = _draw_body(rng)
+    body = body if body is not None else _draw_body(rng)
     hu, interior = _anatomy(body, grid, shape)
     lesion_labels, lesions = _place_lesions(rng, body, grid, hu, interior, settings)
     hu = ndimage.gaussian_filter(hu, sigma=0.5, mode="nearest")
@@ -333,7 +337,11 @@ def _place_lesions(
         if len(lesions) == wanted:
             break
         kind: LesionKind = settings.kinds[int(rng.integers(len(settings.kinds)))]
-        radius = float(rng.uniform(*settings.lesion_radius_mm))
+        low, high = settings.lesion_radius_mm
+        if settings.log_uniform_radius:
+            radius = math.exp(rng.uniform(math.log(low), math.log(high)))
+        else:
+            radius = float(rng.uniform(low, high))
         axes = _semi_axes(rng, kind, radius)
         reach = max(axes) * (1.5 if kind == "lobulated" else 1.0)
         centre = tuple(float(rng.uniform(lo, hi)) for lo, hi in zip(lows, highs, strict=True))

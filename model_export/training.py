@@ -33,7 +33,7 @@ TRAINING_PHANTOMS = PhantomSettings(noise_hu=(8.0, 25.0), lesion_count=(1, 4))
 class TrainingConfig:
     """What ``train`` does; the defaults are what the shipped demo model was trained with."""
 
-    steps: int = 800
+    steps: int = 1600
     batch_size: int = 4
     learning_rate: float = 5e-3
     weight_decay: float = 1e-4
@@ -91,7 +91,9 @@ def load(path: Path) -> TrainingRun:
             "spacing_mm": tuple(raw["spacing_mm"]),
             "features": tuple(raw["features"]),
             "intensity": IntensityPreprocessing(**raw["intensity"]),
-            "phantoms": PhantomSettings(**{k: tuple(v) for k, v in raw["phantoms"].items()}),
+            "phantoms": PhantomSettings(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in raw["phantoms"].items()}
+            ),
         }
     )
     model = UNet3d(features=config.features)

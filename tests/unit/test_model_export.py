@@ -30,7 +30,13 @@ from model_export.export import (
 )
 from model_export.preprocessing import DEMO_INTENSITY, window_to_unit
 from model_export.synthetic import PhantomSettings, synthetic_ct
-from model_export.training import TrainingConfig, TrainingRun, dice_bce_loss, training_batch
+from model_export.training import (
+    TrainingConfig,
+    TrainingRun,
+    dice_bce_loss,
+    load,
+    training_batch,
+)
 from model_export.unet import UNet3d
 
 SPACING = (2.0, 1.5, 1.5)
@@ -68,6 +74,18 @@ def test_masks_and_labels_match_the_image_and_the_lesions():
     assert sorted(np.unique(phantom.lesion_labels).tolist()) == [0] + [
         lesion.label for lesion in phantom.lesions
     ]
+
+
+def test_a_phantom_volume_places_its_lesions_at_their_patient_positions():
+    phantom = synthetic_ct((24, 48, 48), SPACING, seed=3, centre_mm=(10.0, -20.0, 5.0))
+    volume = phantom.as_volume()
+
+    assert volume.shape == phantom.hu.shape
+    assert volume.spacing == SPACING
+    for lesion in phantom.lesions:
+        k, j, i = np.argwhere(phantom.lesion_labels == lesion.label).mean(axis=0)
+        x, y, z = volume.index_to_patient([i, j, k])
+        assert (z, y, x) == pytest.approx(lesion.centre_mm, abs=2.5)
 
 
 def test_phantom_intensities_are_ct_like():
@@ -174,6 +192,22 @@ def test_export_writes_a_manifest_whose_checksums_match_the_files(tmp_path: Path
     assert manifest.metrics["parity_max_abs_diff"] < manifest.metrics["parity_tolerance"]
 
 
+def test_a_checkpoint_restores_the_model_and_its_configuration(tmp_path: Path):
+    config = TrainingConfig(patch_size=(16, 32, 32), features=TINY, steps=3)
+    model = UNet3d(features=TINY).eval()
+    TrainingRun(model=model, config=config, losses=[3.0, 2.0, 1.0], seconds=2.0).save(
+        tmp_path / "run.ckpt"
+    )
+
+    restored = load(tmp_path / "run.ckpt")
+
+    assert restored.config == config
+    assert restored.losses == [3.0, 2.0, 1.0]
+    batch = torch.rand(1, 1, 16, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(restored.model(batch), model(batch))
+
+
 def test_sliding_window_blends_patches_over_the_whole_image():
     image = np.full((20, 50, 40), 0.25, dtype=np.float32)  # z smaller than the patch
 
@@ -202,7 +236,12 @@ def test_components_below_the_minimum_size_are_dropped():
 
 def test_evaluation_metrics_are_the_rates_of_the_counts():
     evaluation = Evaluation(
-        cases=2, lesions=4, detected=3, false_positives=1, dice_per_case=[0.5, 0.7]
+        cases=2,
+        lesions=4,
+        detected=3,
+        false_positives=1,
+        dice_per_case=[0.5, 0.7],
+        recall_by_size={"under 12 mm": 0.5},
     )
 
     assert evaluation.metrics() == {
@@ -211,6 +250,7 @@ def test_evaluation_metrics_are_the_rates_of_the_counts():
         "held_out_dice": 0.6,
         "held_out_recall": 0.75,
         "held_out_false_positives_per_case": 0.5,
+        "held_out_recall_under_12_mm": 0.5,
     }
 
 

@@ -61,10 +61,18 @@ def header_json(
         A dict keyed by 8-hex-digit tags, each ``{"vr": ..., "Value": [...]}``, ready for
         ``msgspec.json.encode``.
     """
-    encoded = ds.to_json_dict(
-        bulk_data_threshold=bulk_data_threshold_bytes,
-        bulk_data_element_handler=_drop,
-        suppress_invalid_tags=True,
-    )
+    # Not ``ds.to_json_dict(suppress_invalid_tags=True)``: that switches pydicom's global
+    # reading mode to RAISE for the duration and restores it without a lock, so two threads
+    # encoding headers at once could leave every later read in the process in strict mode.
+    encoded: dict[str, Any] = {}
+    for tag in list(ds.keys()):
+        try:
+            element = ds[tag]
+            encoded[f"{int(tag):08X}"] = element.to_json_dict(
+                bulk_data_element_handler=_drop,
+                bulk_data_threshold=bulk_data_threshold_bytes,
+            )
+        except Exception:  # an unencodable element is skipped; the stored file keeps it
+            continue
     result: dict[str, object] = _prune(encoded)
     return result

@@ -202,6 +202,8 @@ class FilesystemBlobStore:
         current = directory
         while not current.is_dir():
             if current.exists():
+                if current.is_dir():
+                    break  # another writer created it between the two checks
                 if current != self._root and current.is_relative_to(self._root):
                     raise _prefix_conflict(key)
                 raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(current))

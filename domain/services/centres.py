@@ -11,6 +11,7 @@ from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWorkFactory
 from domain.services.access import ensure_visible, require_role
 from domain.services.auditing import Auditor
+from domain.services.commands import changes_of
 from domain.values import Id, Page
 
 
@@ -29,15 +30,6 @@ class UpdateCentre(msgspec.Struct, frozen=True, kw_only=True):
     address: str | msgspec.UnsetType | None = msgspec.UNSET
     auto_invoice: bool | msgspec.UnsetType = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
-
-
-def changes_of(command: msgspec.Struct) -> dict[str, object]:
-    """The fields of an update command that were given (not ``UNSET``)."""
-    return {
-        field: value
-        for field in command.__struct_fields__
-        if (value := getattr(command, field)) is not msgspec.UNSET
-    }
 
 
 class CentreService:

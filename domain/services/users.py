@@ -15,7 +15,7 @@ from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from domain.services.access import require_role, require_user, scoped_centre
 from domain.services.auditing import Auditor
-from domain.services.centres import changes_of
+from domain.services.commands import changes_of
 from domain.values import Id, Page
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")

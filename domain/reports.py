@@ -40,6 +40,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     author_id: Id | None = None
     amends_report_id: Id | None = None
     """For an addendum: the verified report it amends."""
+    analysis_result_id: Id | None = None
+    """For an AI draft: the analysis result it was drafted from (one draft per result)."""
     verified_by: Id | None = None
     verified_at: datetime | None = None
     created_at: datetime

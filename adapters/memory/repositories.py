@@ -371,6 +371,7 @@ class MemoryReportRepository(_Repository):
                 and matches(r.author_id, where.author_id)
                 and matches(r.status, where.status)
                 and matches(r.is_ai_generated, where.is_ai_generated)
+                and matches(r.analysis_result_id, where.analysis_result_id)
             ),
             lambda r: _newest_first(r.created_at, r.id),
             page,

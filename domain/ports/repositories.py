@@ -155,6 +155,7 @@ class ReportFilter(msgspec.Struct, frozen=True, kw_only=True):
     author_id: Id | None = None
     status: ReportStatus | None = None
     is_ai_generated: bool | None = None
+    analysis_result_id: Id | None = None
 
 
 class ReportRepository(Protocol):

@@ -103,3 +103,23 @@ async def test_reports_list_newest_first_with_filters(uow_factory: UnitOfWorkFac
     assert await ids(ReportFilter(status=ReportStatus.DRAFT)) == [by_author.id, ai.id]
     assert await ids(ReportFilter(is_ai_generated=True)) == [ai.id]
     assert await ids(ReportFilter(is_ai_generated=False), Page(skip=1)) == [by_author.id]
+
+
+async def test_an_ai_draft_is_found_by_the_analysis_result_it_came_from(
+    uow_factory: UnitOfWorkFactory, make: Make
+):
+    centre = make.centre()
+    study = make.study(centre)
+    job = make.job(study)
+    result = make.result(job)
+    draft = make.report(study, is_ai_generated=True, author_id=None, analysis_result_id=result.id)
+    other = make.report(study)
+    await store(uow_factory, centre, study, job, result, draft, other)
+
+    async with uow_factory() as uow:
+        found = await uow.reports.list(ReportFilter(analysis_result_id=result.id), Page())
+        missing = await uow.reports.list(ReportFilter(analysis_result_id=make.id()), Page())
+
+    assert found == [draft]
+    assert found[0].analysis_result_id == result.id
+    assert missing == []

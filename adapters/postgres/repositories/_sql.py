@@ -24,6 +24,7 @@ _CONSTRAINT_MESSAGES: dict[str, str] = {
     "series_study_uid_key": "a series with this SeriesInstanceUID already exists in the study",
     "instances_centre_uid_key": "an instance with this SOPInstanceUID already exists in the centre",
     "analysis_results_job_key": "the job already has a result",
+    "reports_one_draft_per_result_idx": "a report was already drafted from this analysis result",
     "price_list_one_active_price_idx": "the centre already has an active price for this modality",
     "invoices_one_active_per_study_idx": "the study already has an invoice that is not cancelled",
     "invoices_centre_year_sequence_key": "an invoice with this sequence already exists",

@@ -65,6 +65,7 @@ class PostgresReportRepository:
         w.equal("author_id", where.author_id)
         w.equal("status", where.status)
         w.equal("is_ai_generated", where.is_ai_generated)
+        w.equal("analysis_result_id", where.analysis_result_id)
         rows = await self._connection.fetch(
             f"SELECT {_REPORT_COLUMNS} FROM reports {w.sql()} "
             f"ORDER BY created_at DESC, id DESC {w.page(page)}",

@@ -8,8 +8,12 @@ subscribers of the event's key.
 Delivery is best effort, like NOTIFY itself. While the listening connection is down (it is
 re-opened with exponential backoff) events published by others are lost for this bus: a
 subscriber that must not miss a change re-reads the state from the database, which stays the
-source of truth. Payloads must be shorter than PostgreSQL's 8000-byte NOTIFY limit; a larger
-event is refused with ``EventTooLarge`` (events carry ids and short texts, never documents).
+source of truth.
+
+NOTIFY payloads must be shorter than 8000 bytes. A larger event (a worker's long message, a
+failure with a long error text) is sent as numbered chunks by one ``pg_notify`` statement, so
+in one transaction: they are committed together and every listener reassembles them. Events
+encoding to more than ``max_event_bytes`` are refused with ``EventTooLarge``.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import asyncpg
@@ -34,13 +41,21 @@ _log = structlog.get_logger(__name__)
 NOTIFY_PAYLOAD_LIMIT_BYTES: Final = 8000
 """PostgreSQL refuses NOTIFY payloads of this many bytes or more (default build)."""
 
+CHUNK_MARK: Final = "~"
+"""First character of a chunk's payload (a whole event is a JSON object and starts with '{')."""
+_CHUNK_DATA_BYTES: Final = NOTIFY_PAYLOAD_LIMIT_BYTES - 200
+"""Room for the chunk header (mark, message id, index, count) below the NOTIFY limit."""
+_PARTIAL_TTL_S: Final = 60.0
+"""A partly received chunked event is dropped after this long (its sender failed)."""
+_MAX_PARTIALS: Final = 1000
+
 _CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _CLOSED: Final = object()
 """Put in a subscriber's queue when the bus closes: the subscription ends."""
 
 
 class EventTooLarge(ValueError):
-    """An event whose encoded form does not fit in one NOTIFY payload."""
+    """An event whose encoded form is larger than the bus accepts (``max_event_bytes``)."""
 
 
 class PostgresEventBus:
@@ -61,6 +76,8 @@ class PostgresEventBus:
         reconnect_max_s: the longest wait between reconnection attempts.
         ping_interval_s: how often an idle listening connection is probed, so that a dead
             network path is noticed even when the server cannot say goodbye.
+        max_event_bytes: the largest encoded event ``publish`` accepts; events of 8000 bytes
+            or more travel in chunks.
     """
 
     def __init__(
@@ -73,6 +90,7 @@ class PostgresEventBus:
         reconnect_initial_s: float = 0.1,
         reconnect_max_s: float = 5.0,
         ping_interval_s: float = 30.0,
+        max_event_bytes: int = 1_000_000,
     ) -> None:
         if (dsn is None) == (database is None):
             raise ValueError("PostgresEventBus needs exactly one of dsn= or database=")
@@ -85,6 +103,9 @@ class PostgresEventBus:
         self._reconnect_initial_s = reconnect_initial_s
         self._reconnect_max_s = reconnect_max_s
         self._ping_interval_s = ping_interval_s
+        self._max_event_bytes = max_event_bytes
+        # message id -> (first seen, monotonic s; chunk count; chunks received by index)
+        self._partials: dict[str, tuple[float, int, dict[int, str]]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
@@ -113,14 +134,22 @@ class PostgresEventBus:
         if self._closed:
             raise RuntimeError("PostgresEventBus is closed")
         payload = msgspec.json.encode(event)
-        if len(payload) >= NOTIFY_PAYLOAD_LIMIT_BYTES:
+        if len(payload) > self._max_event_bytes:
             raise EventTooLarge(
-                f"{type(event).__name__} encodes to {len(payload)} bytes; NOTIFY payloads "
-                f"must be shorter than {NOTIFY_PAYLOAD_LIMIT_BYTES} bytes"
+                f"{type(event).__name__} encodes to {len(payload)} bytes; this bus accepts "
+                f"events of at most {self._max_event_bytes} bytes"
             )
         pool = await self._publishing_pool()
         try:
-            await pool.execute("SELECT pg_notify($1, $2)", self._channel, payload.decode())
+            if len(payload) < NOTIFY_PAYLOAD_LIMIT_BYTES:
+                await pool.execute("SELECT pg_notify($1, $2)", self._channel, payload.decode())
+            else:
+                # One statement is one transaction: the chunks are committed together.
+                await pool.execute(
+                    "SELECT pg_notify($1, chunk) FROM unnest($2::text[]) AS chunk",
+                    self._channel,
+                    _chunks(payload),
+                )
         except _CONNECTION_ERRORS as err:
             raise self._unavailable(err, doing="publish an event to") from err
 
@@ -132,15 +161,21 @@ class PostgresEventBus:
         """
         if self._closed:
             return
+        async with self.subscription(key) as events:
+            async for event in events:
+                yield event
+
+    @asynccontextmanager
+    async def subscription(self, key: str) -> AsyncIterator[AsyncIterator[DomainEvent]]:
+        """Like :meth:`subscribe`, but live as soon as the ``async with`` is entered: every
+        event published after that reaches the iterator it gives."""
+        if self._closed:
+            raise RuntimeError("PostgresEventBus is closed")
         await self._wait_listening()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._subscribers[key].add(queue)
         try:
-            while True:
-                item = await queue.get()
-                if item is _CLOSED:
-                    return
-                yield item
+            yield _drain(queue)
         finally:
             subscribers = self._subscribers.get(key)
             if subscribers is not None:
@@ -293,21 +328,77 @@ class PostgresEventBus:
     def _on_notify(
         self, _connection: object, _pid: int, _channel: str, payload: str | bytes
     ) -> None:
+        text = payload.decode() if isinstance(payload, bytes) else payload
+        if text.startswith(CHUNK_MARK):
+            whole = self._reassemble(text)
+            if whole is None:
+                return
+            text = whole
         try:
-            event = msgspec.json.decode(payload, type=AnyEvent)
+            event = msgspec.json.decode(text, type=AnyEvent)
         except msgspec.DecodeError as err:
             # Never log the payload itself.
             _log.warning(
                 "event bus dropped an undecodable notification",
                 channel=self._channel,
-                size_bytes=len(payload),
+                size_bytes=len(text),
                 error=type(err).__name__,
             )
             return
         for queue in list(self._subscribers.get(event.key, ())):
             queue.put_nowait(event)
 
+    def _reassemble(self, chunk: str) -> str | None:
+        """Keep one chunk; the whole payload once its last chunk has arrived."""
+        now = time.monotonic()
+        for message_id, (seen, _, _) in list(self._partials.items()):
+            if now - seen > _PARTIAL_TTL_S:
+                del self._partials[message_id]
+        try:
+            message_id, index_text, count_text, data = chunk[1:].split(":", 3)
+            index, count = int(index_text), int(count_text)
+        except ValueError:
+            _log.warning("event bus dropped a malformed chunk", channel=self._channel)
+            return None
+        if message_id not in self._partials:
+            if len(self._partials) >= _MAX_PARTIALS:
+                _log.warning("event bus dropped a chunk: too many partial events")
+                return None
+            self._partials[message_id] = (now, count, {})
+        _, count, parts = self._partials[message_id]
+        parts[index] = data
+        if len(parts) < count:
+            return None
+        del self._partials[message_id]
+        return "".join(parts[i] for i in range(count))
+
     def _unavailable(self, err: BaseException, *, doing: str = "connect to") -> Unavailable:
         if self._dsn is not None:
             return unavailable(self._dsn, err, doing=doing)
         return Unavailable(f"cannot {doing} PostgreSQL: {type(err).__name__}")
+
+
+async def _drain(queue: asyncio.Queue[Any]) -> AsyncIterator[DomainEvent]:
+    while True:
+        item = await queue.get()
+        if item is _CLOSED:
+            return
+        yield item
+
+
+def _chunks(payload: bytes) -> list[str]:
+    """``payload`` (UTF-8) cut at character boundaries into NOTIFY-sized, numbered chunks:
+    ``~<message id>:<index>:<count>:<data>``."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(payload):
+        end = min(start + _CHUNK_DATA_BYTES, len(payload))
+        while end < len(payload) and payload[end] & 0xC0 == 0x80:
+            end -= 1  # never cut inside a multi-byte character
+        pieces.append(payload[start:end].decode())
+        start = end
+    message_id = uuid.uuid4().hex
+    return [
+        f"{CHUNK_MARK}{message_id}:{index}:{len(pieces)}:{piece}"
+        for index, piece in enumerate(pieces)
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from domain.events import DomainEvent
@@ -25,3 +26,9 @@ class EventBus(Protocol):
     def subscribe(self, key: str) -> AsyncIterator[DomainEvent]:
         """Events published on ``key`` after the subscription started, until the iterator
         is closed."""
+
+    def subscription(self, key: str) -> AbstractAsyncContextManager[AsyncIterator[DomainEvent]]:
+        """A subscription that is live once the ``async with`` is entered: every event
+        published on ``key`` after that reaches the iterator it gives, until the block
+        ends (or the bus closes). Read the current state *after* entering it, and no change
+        falls between the state and the first event."""

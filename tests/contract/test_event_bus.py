@@ -244,6 +244,44 @@ async def test_a_job_event_round_trips_with_every_field_and_its_type(
     assert received[1] == queued
 
 
+async def test_a_subscription_is_live_as_soon_as_it_is_entered(bus: Any) -> None:
+    job_id = uuid.uuid4()
+    async with bus.subscription(job_channel(job_id)) as events:
+        event = job_event(job_id, progress=0.3)
+        await bus.publish(event)
+        async with asyncio.timeout(WAIT_S):
+            assert await anext(events) == event
+
+    assert bus.subscriber_count(job_channel(job_id)) == 0
+
+
+async def test_events_of_a_large_message_arrive_whole(
+    bus: Any, subscribers: list[Subscriber]
+) -> None:
+    job_id = uuid.uuid4()
+    subscriber = await subscribe(bus, job_channel(job_id), subscribers)
+    event = job_event(job_id, message="failed: " + "ünreadable slice; " * 1500)
+
+    await bus.publish(event)
+
+    assert await subscriber.wait_for(1) == [event]
+
+
+async def test_closing_the_bus_ends_subscriptions_and_refuses_new_ones(
+    make_bus: Callable[[], Any], subscribers: list[Subscriber]
+) -> None:
+    bus = make_bus()
+    key = job_channel(uuid.uuid4())
+    subscriber = await subscribe(bus, key, subscribers)
+
+    await bus.aclose()
+
+    await until(lambda: subscriber.ended)
+    with pytest.raises(RuntimeError, match="closed"):
+        async with bus.subscription(key):
+            pass
+
+
 # -- PostgreSQL only --------------------------------------------------------------------------
 
 
@@ -324,11 +362,34 @@ async def test_closing_the_bus_ends_its_subscriptions(
 
 
 @pytest.mark.postgres
-async def test_an_event_too_large_for_notify_is_refused(postgres_dsn: str, channel: str) -> None:
-    bus = postgres_bus(postgres_dsn, channel)
+async def test_an_event_larger_than_a_notify_payload_reaches_another_bus_whole(
+    postgres_dsn: str, channel: str, subscribers: list[Subscriber]
+) -> None:
+    listening, publishing = postgres_bus(postgres_dsn, channel), postgres_bus(postgres_dsn, channel)
     try:
-        event = job_event(uuid.uuid4(), message="x" * 8000)
-        with pytest.raises(EventTooLarge, match="8000 bytes"):
+        job_id = uuid.uuid4()
+        subscriber = await subscribe(listening, job_channel(job_id), subscribers)
+        # Multi-byte characters across the chunk boundaries, well past the 8000-byte limit.
+        long = job_event(job_id, progress=0.5, message="Läsion ½ — " * 3000)
+        short = job_event(job_id, progress=0.6)
+
+        await publishing.publish(long)
+        await publishing.publish(short)
+
+        assert await subscriber.wait_for(2) == [long, short]
+    finally:
+        await publishing.aclose()
+        await listening.aclose()
+
+
+@pytest.mark.postgres
+async def test_an_event_beyond_the_configured_maximum_is_refused(
+    postgres_dsn: str, channel: str
+) -> None:
+    bus = PostgresEventBus(dsn=postgres_dsn, channel=channel, max_event_bytes=20_000)
+    try:
+        event = job_event(uuid.uuid4(), message="x" * 20_000)
+        with pytest.raises(EventTooLarge, match="at most 20000 bytes"):
             await bus.publish(event)
     finally:
         await bus.aclose()

@@ -121,6 +121,30 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     def cancel(self, *, at: datetime) -> Job:
         return self._move(JobStatus.CANCELLED, at, finished_at=at, lease_expires_at=None)
 
+    def extend_lease(self, *, until: datetime, at: datetime) -> Job:
+        """Heartbeat of a running job: its worker is alive until ``until``."""
+        if self.status is not JobStatus.RUNNING:
+            raise InvalidInput(f"job is {self.status.value}; only a running job holds a lease")
+        return msgspec.structs.replace(self, lease_expires_at=until, updated_at=at)
+
+    @property
+    def dead_letter(self) -> bool:
+        """A failed job that used every attempt: an admin may retry it."""
+        return self.status is JobStatus.FAILED and self.attempts >= self.max_attempts
+
+    def retry(self, *, at: datetime) -> Job:
+        """Put a failed job back on the queue with a fresh set of attempts (admin)."""
+        return self._move(
+            JobStatus.QUEUED,
+            at,
+            queued_at=at,
+            attempts=0,
+            finished_at=None,
+            stage=None,
+            progress=0.0,
+            lease_expires_at=None,
+        )
+
     def release(self, *, at: datetime, error_message: str | None = None) -> Job:
         """Hand a running job back to the queue (lost lease or transient fault)."""
         return self._move(

@@ -314,6 +314,7 @@ class MemoryJobRepository(_Repository):
                 and matches(j.study_id, where.study_id)
                 and matches(j.created_by, where.created_by)
                 and matches(j.model_id, where.model_id)
+                and (where.dead_letter is None or j.dead_letter == where.dead_letter)
             ),
             lambda j: _newest_first(j.created_at, j.id),
             page,

@@ -126,6 +126,8 @@ class JobFilter(msgspec.Struct, frozen=True, kw_only=True):
     study_id: Id | None = None
     created_by: Id | None = None
     model_id: str | None = None
+    dead_letter: bool | None = None
+    """``True``: failed jobs that used every attempt (``attempts >= max_attempts``)."""
 
 
 class JobRepository(Protocol):

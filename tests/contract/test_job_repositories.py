@@ -78,6 +78,24 @@ async def test_jobs_list_newest_first_with_filters(uow_factory: UnitOfWorkFactor
     assert await ids(JobFilter(), Page(skip=1, limit=2)) == [in_b.id, other_model.id]
 
 
+async def test_dead_letters_are_failed_jobs_that_used_every_attempt(
+    uow_factory: UnitOfWorkFactory, make: Make
+):
+    centre = make.centre()
+    study = make.study(centre)
+    exhausted = make.job(study, status=JobStatus.FAILED, attempts=3, max_attempts=3)
+    refused_at_once = make.job(study, status=JobStatus.FAILED, attempts=1, max_attempts=3)
+    waiting = make.job(study, status=JobStatus.QUEUED, attempts=3, max_attempts=3)
+    await store(uow_factory, centre, study, exhausted, refused_at_once, waiting)
+
+    async with uow_factory() as uow:
+        dead = await uow.jobs.list(JobFilter(dead_letter=True), Page())
+        alive = await uow.jobs.list(JobFilter(dead_letter=False), Page())
+
+    assert [j.id for j in dead] == [exhausted.id]
+    assert {j.id for j in alive} == {refused_at_once.id, waiting.id}
+
+
 async def test_recoverable_jobs_are_waiting_ones_and_running_ones_with_expired_leases(
     uow_factory: UnitOfWorkFactory, make: Make
 ):

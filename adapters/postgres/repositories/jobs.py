@@ -58,6 +58,9 @@ class PostgresJobRepository:
         w.equal("study_id", where.study_id)
         w.equal("created_by", where.created_by)
         w.equal("model_id", where.model_id)
+        if where.dead_letter is not None:
+            dead = "status = 'failed' AND attempts >= max_attempts"
+            w.add(dead if where.dead_letter else f"NOT ({dead})")
         rows = await self._connection.fetch(
             f"SELECT {_JOB_COLUMNS} FROM jobs {w.sql()} "
             f"ORDER BY created_at DESC, id DESC {w.page(page)}",

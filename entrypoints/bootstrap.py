@@ -26,6 +26,7 @@ from adapters.memory.rate_limits import MemoryRateLimiter
 from adapters.postgres.audit_log import PostgresAuditLog
 from adapters.postgres.database import PostgresDatabase
 from adapters.postgres.embedded import EmbeddedPostgres
+from adapters.postgres.events import PostgresEventBus
 from adapters.postgres.migrate import migrate
 from adapters.postgres.rate_limits import PostgresRateLimiter
 from adapters.security import Argon2PasswordHasher
@@ -91,7 +92,8 @@ class Container:
     _resources: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
 
     async def aclose(self) -> None:
-        """Close the pool and stop the embedded PostgreSQL (if this container started it)."""
+        """Close the event bus and the pool, and stop the embedded PostgreSQL (if this
+        container started them)."""
         await self._resources.aclose()
 
 
@@ -129,19 +131,18 @@ async def bootstrap(
         secret_key = await asyncio.to_thread(installation_secret, settings)
         # The storage URL is checked before a database is started: fail fast and cheap.
         store = blob_store if blob_store is not None else _blob_store(settings, secret_key)
-        bus = event_bus if event_bus is not None else MemoryEventBus()
         dsn: str | None = None
         migrations: list[str] = []
         db: Database
+        bus: EventBus
         if database == "postgres":
-            db, dsn, migrations, postgres_audit_log = await _start_postgres(
-                settings, bus, resources
+            db, dsn, migrations, postgres_audit_log, bus = await _start_postgres(
+                settings, event_bus, resources
             )
             audit_log = audit_log if audit_log is not None else postgres_audit_log
-        elif database == "memory":
-            db = MemoryDatabase(event_bus=bus)
         else:
-            db = database
+            bus = event_bus if event_bus is not None else _memory_event_bus(resources)
+            db = MemoryDatabase(event_bus=bus) if database == "memory" else database
         clock = clock if clock is not None else SystemClock()
         ids = ids if ids is not None else UuidIdGenerator()
         audit_log = audit_log if audit_log is not None else MemoryAuditLog()
@@ -206,11 +207,25 @@ async def bootstrap(
     return container
 
 
+def _memory_event_bus(resources: AsyncExitStack) -> MemoryEventBus:
+    bus = MemoryEventBus()
+    resources.push_async_callback(bus.aclose)
+    return bus
+
+
 async def _start_postgres(
-    settings: Settings, bus: EventBus, resources: AsyncExitStack
-) -> tuple[PostgresDatabase, str, list[str], PostgresAuditLog]:
+    settings: Settings, event_bus: EventBus | None, resources: AsyncExitStack
+) -> tuple[PostgresDatabase, str, list[str], PostgresAuditLog, EventBus]:
     dsn = settings.database_url or await start_embedded_postgres(settings, resources)
     applied = await migrate(dsn)
+    bus = event_bus
+    if bus is None:
+        # LISTEN/NOTIFY on the same database: API and worker processes on any machine that
+        # reaches it hear each other. Its own connections, so listening never takes a pool
+        # slot; closed after the pool and before the embedded server stops.
+        postgres_bus = PostgresEventBus(dsn=dsn)
+        resources.push_async_callback(postgres_bus.aclose)
+        bus = postgres_bus
     db = await PostgresDatabase.connect(
         dsn,
         min_size=settings.db_pool_min_size,
@@ -218,7 +233,7 @@ async def _start_postgres(
         event_bus=bus,
     )
     resources.push_async_callback(db.close)
-    return db, dsn, applied, PostgresAuditLog(db)
+    return db, dsn, applied, PostgresAuditLog(db), bus
 
 
 async def start_embedded_postgres(settings: Settings, resources: AsyncExitStack) -> str:

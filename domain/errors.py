@@ -93,3 +93,9 @@ class Unavailable(DomainError):
     """A dependency the use case needs (database, storage, queue) cannot be reached."""
 
     code = "unavailable"
+
+
+class PriceMissing(Conflict):
+    """A study cannot be invoiced: its centre has no active price for its modality."""
+
+    code = "price-missing"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters.reports import TemplateReportWriter
 from adapters.security import JwtTokenService, Sha256ApiKeySecrets
 from domain.ports import (
     AuditLog,
@@ -15,15 +16,19 @@ from domain.ports import (
 )
 from domain.ports.rate_limits import RateLimiter
 from domain.ports.security import TokenService
+from domain.services.ai_reports import AiReportDrafter
 from domain.services.annotations import AnnotationService
 from domain.services.api_keys import ApiKeyService
 from domain.services.audit_trail import AuditTrailService
 from domain.services.auditing import Auditor
 from domain.services.auth import AuthService
+from domain.services.billing import BillingService
 from domain.services.centres import CentreService
 from domain.services.ingest import IngestService
+from domain.services.reports import ReportService
 from domain.services.studies import StudyService
 from domain.services.users import UserService
+from domain.services.workflow import WorkflowService
 from entrypoints.settings import Settings
 
 
@@ -40,6 +45,11 @@ class Services:
     studies: StudyService
     ingest: IngestService
     annotations: AnnotationService
+    workflow: WorkflowService
+    reports: ReportService
+    billing: BillingService
+    ai_reports: AiReportDrafter
+    """``ai_reports.on_result`` is the analysis hook that drafts the preliminary report."""
 
 
 def token_service(settings: Settings, signing_key: bytes, clock: Clock) -> TokenService:
@@ -94,4 +104,10 @@ def build_services(
         studies=StudyService(uow=uow, blobs=blobs, auditor=auditor),
         ingest=IngestService(uow=uow, blobs=blobs, clock=clock, ids=ids, auditor=auditor),
         annotations=AnnotationService(uow=uow, clock=clock, ids=ids, auditor=auditor),
+        workflow=WorkflowService(uow=uow, clock=clock, auditor=auditor),
+        reports=ReportService(uow=uow, clock=clock, ids=ids, auditor=auditor),
+        billing=BillingService(uow=uow, clock=clock, ids=ids, auditor=auditor),
+        ai_reports=AiReportDrafter(
+            uow=uow, writer=TemplateReportWriter(), clock=clock, ids=ids, auditor=auditor
+        ),
     )

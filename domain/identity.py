@@ -27,6 +27,8 @@ class Centre(msgspec.Struct, frozen=True, kw_only=True):
     address: str | None = None
     active: bool = True
     auto_invoice: bool = False
+    deidentify_at_ingest: bool = False
+    """Uploads are stored de-identified (PS3.15 Basic Profile), never as received."""
     created_at: datetime
     updated_at: datetime
     version: int = 1

@@ -21,6 +21,7 @@ class CreateCentre(msgspec.Struct, frozen=True, kw_only=True):
     contact_phone: str | None = None
     address: str | None = None
     auto_invoice: bool = False
+    deidentify_at_ingest: bool = False
 
 
 class UpdateCentre(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +30,7 @@ class UpdateCentre(msgspec.Struct, frozen=True, kw_only=True):
     contact_phone: str | msgspec.UnsetType | None = msgspec.UNSET
     address: str | msgspec.UnsetType | None = msgspec.UNSET
     auto_invoice: bool | msgspec.UnsetType = msgspec.UNSET
+    deidentify_at_ingest: bool | msgspec.UnsetType = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -51,6 +53,7 @@ class CentreService:
             contact_phone=command.contact_phone,
             address=command.address,
             auto_invoice=command.auto_invoice,
+            deidentify_at_ingest=command.deidentify_at_ingest,
             created_at=now,
             updated_at=now,
         )
@@ -88,6 +91,10 @@ class CentreService:
             # and off or change how they are invoiced
             if "active" in changes or "auto_invoice" in changes:
                 require_role(principal, action="activate centres or change their invoicing")
+            elif "deidentify_at_ingest" in changes:
+                require_role(
+                    principal, Role.CENTRE_MANAGER, action="change de-identification at ingest"
+                )
             else:
                 require_role(principal, Role.CENTRE_MANAGER, action="edit centres")
             changed = msgspec.structs.replace(centre, updated_at=self._clock.now(), **changes)

@@ -82,6 +82,7 @@ class CentreRead(msgspec.Struct, frozen=True, kw_only=True):
     address: str | None
     active: bool
     auto_invoice: bool
+    deidentify_at_ingest: bool
     created_at: datetime
     updated_at: datetime
 
@@ -92,6 +93,7 @@ class CentreCreate(msgspec.Struct, frozen=True, kw_only=True):
     contact_phone: str | None = None
     address: str | None = None
     auto_invoice: bool = False
+    deidentify_at_ingest: bool = False
 
 
 class CentreUpdate(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,6 +102,7 @@ class CentreUpdate(msgspec.Struct, frozen=True, kw_only=True):
     contact_phone: str | msgspec.UnsetType | None = msgspec.UNSET
     address: str | msgspec.UnsetType | None = msgspec.UNSET
     auto_invoice: bool | msgspec.UnsetType = msgspec.UNSET
+    deidentify_at_ingest: bool | msgspec.UnsetType = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
 
 

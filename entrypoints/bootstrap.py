@@ -164,6 +164,7 @@ async def bootstrap(
                 token_service, settings, derive_key(secret_key, "access-tokens"), clock
             ),
             blobs=store,
+            deidentification_key=derive_key(secret_key, "deidentify-at-ingest"),
         )
         models_dir = settings.models_dir or BUNDLED_MODELS_DIR
         probes: list[HealthProbe] = [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
+from adapters.dicom.deidentify import PydicomDeidentifier
+from adapters.images.export import PillowImageCodec
 from adapters.reports import TemplateReportWriter
 from adapters.security import JwtTokenService, Sha256ApiKeySecrets
 from domain.ports import (
@@ -24,6 +27,8 @@ from domain.services.auditing import Auditor
 from domain.services.auth import AuthService
 from domain.services.billing import BillingService
 from domain.services.centres import CentreService
+from domain.services.deidentification import DeidentificationService
+from domain.services.export import ExportService
 from domain.services.ingest import IngestService
 from domain.services.reports import ReportService
 from domain.services.studies import StudyService
@@ -50,6 +55,8 @@ class Services:
     billing: BillingService
     ai_reports: AiReportDrafter
     """``ai_reports.on_result`` is the analysis hook that drafts the preliminary report."""
+    deidentification: DeidentificationService
+    export: ExportService
 
 
 def token_service(settings: Settings, signing_key: bytes, clock: Clock) -> TokenService:
@@ -80,7 +87,10 @@ def build_services(
     limiter: RateLimiter,
     tokens: TokenService,
     blobs: BlobStore,
+    deidentification_key: bytes | None = None,
 ) -> Services:
+    """``deidentification_key`` keys each centre's UID map and date offset at ingest (derived
+    from the installation secret; a random one per process when left out)."""
     auditor = Auditor(log=audit_log, clock=clock, ids=ids)
     key_secrets = Sha256ApiKeySecrets()
     return Services(
@@ -110,4 +120,12 @@ def build_services(
         ai_reports=AiReportDrafter(
             uow=uow, writer=TemplateReportWriter(), clock=clock, ids=ids, auditor=auditor
         ),
+        deidentification=DeidentificationService(
+            uow=uow,
+            blobs=blobs,
+            auditor=auditor,
+            deidentifier=PydicomDeidentifier(),
+            ingest_secret=deidentification_key or secrets.token_bytes(32),
+        ),
+        export=ExportService(uow=uow, blobs=blobs, auditor=auditor, codec=PillowImageCodec()),
     )

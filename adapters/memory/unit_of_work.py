@@ -11,6 +11,7 @@ import asyncio
 from types import TracebackType
 from typing import Any, Self
 
+from adapters.memory.dicomweb import MemoryDicomQueryRepository
 from adapters.memory.repositories import (
     MemoryAnalysisResultRepository,
     MemoryAnnotationRepository,
@@ -61,6 +62,7 @@ class MemoryUnitOfWork:
         self.annotations = MemoryAnnotationRepository(tables)
         self.prices = MemoryPriceListRepository(tables)
         self.invoices = MemoryInvoiceRepository(tables)
+        self.dicom = MemoryDicomQueryRepository(tables)
         self._committed_state: dict[str, dict[Any, Any]] | None = None
         self._pending: list[DomainEvent] = []
         self._to_publish: list[DomainEvent] = []

@@ -24,6 +24,7 @@ from adapters.postgres.repositories import (
     PostgresStudyRepository,
     PostgresUserRepository,
 )
+from adapters.postgres.repositories.dicomweb import PostgresDicomQueryRepository
 from domain.errors import Unavailable
 from domain.events import DomainEvent
 from domain.ports import (
@@ -42,6 +43,7 @@ from domain.ports import (
     StudyRepository,
     UserRepository,
 )
+from domain.ports.dicomweb import DicomQueryRepository
 
 _log = structlog.get_logger(__name__)
 
@@ -78,6 +80,7 @@ class PostgresUnitOfWork:
     annotations: AnnotationRepository
     prices: PriceListRepository
     invoices: InvoiceRepository
+    dicom: DicomQueryRepository
 
     def __init__(self, pool: asyncpg.Pool, *, event_bus: EventBus | None = None) -> None:
         self._pool = pool
@@ -175,3 +178,4 @@ class PostgresUnitOfWork:
         self.annotations = PostgresAnnotationRepository(connection)
         self.prices = PostgresPriceListRepository(connection)
         self.invoices = PostgresInvoiceRepository(connection)
+        self.dicom = PostgresDicomQueryRepository(connection)

@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from domain.events import DomainEvent
+from domain.ports.dicomweb import DicomQueryRepository
 from domain.ports.repositories import (
     AnalysisResultRepository,
     AnnotationRepository,
@@ -51,6 +52,7 @@ class UnitOfWork(Protocol):
     annotations: AnnotationRepository
     prices: PriceListRepository
     invoices: InvoiceRepository
+    dicom: DicomQueryRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -73,8 +73,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Per client; a centre as a whole gets ten times as many."""
     rate_limit_analyses_per_minute: int = 100
     rate_limit_reads_per_minute: int = 1000
+    ws_heartbeat_interval_s: float = 20.0
+    """How often an idle websocket gets a ``{"type": "heartbeat"}`` message (proxies close
+    connections that stay silent, often after 60 s)."""
     initial_admin: bool = True
     """Create an ``admin`` with a generated password, printed once, when no admin exists."""
+    job_threads: int = 2
+    """Jobs run at once inside ``hounsfield serve`` when no broker is configured."""
+    job_max_attempts: int = 3
+    job_lease_s: float = 60.0
+    """A running job's worker renews its lease every third of this; a dead worker's job is
+    taken over once the lease expired."""
+    job_retry_backoff_s: float = 5.0
+    """Delay before retrying a job after a transient fault; doubled per further attempt."""
+    job_retry_backoff_max_s: float = 300.0
+    job_sweep_interval_s: float = 30.0
+    """How often ``serve`` and each worker look for jobs to queue again."""
+    job_requeue_after_s: float = 900.0
+    """A queued job no worker took for this long is sent to the queue again."""
 
     def __repr__(self) -> str:
         shown = {name: getattr(self, name) for name in self.__struct_fields__}
@@ -183,7 +199,15 @@ _EXPECTED: dict[str, str] = {
     "rate_limit_uploads_per_minute": "a positive integer",
     "rate_limit_analyses_per_minute": "a positive integer",
     "rate_limit_reads_per_minute": "a positive integer",
+    "ws_heartbeat_interval_s": "a positive number of seconds",
     "initial_admin": "true or false",
+    "job_threads": "a positive integer",
+    "job_max_attempts": "a positive integer",
+    "job_lease_s": "a positive number of seconds",
+    "job_retry_backoff_s": "a number of seconds >= 0",
+    "job_retry_backoff_max_s": "a number of seconds >= 0",
+    "job_sweep_interval_s": "a positive number of seconds",
+    "job_requeue_after_s": "a number of seconds greater than job_retry_backoff_max_s",
 }
 
 
@@ -256,9 +280,18 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
         "rate_limit_uploads_per_minute",
         "rate_limit_analyses_per_minute",
         "rate_limit_reads_per_minute",
+        "ws_heartbeat_interval_s",
     ):
         if getattr(settings, name) <= 0:
             raise fail(name)
+    for name in ("job_threads", "job_max_attempts", "job_lease_s", "job_sweep_interval_s"):
+        if not getattr(settings, name) > 0:
+            raise fail(name)
+    for name in ("job_retry_backoff_s", "job_retry_backoff_max_s"):
+        if not getattr(settings, name) >= 0:
+            raise fail(name)
+    if not settings.job_requeue_after_s > settings.job_retry_backoff_max_s:
+        raise fail("job_requeue_after_s")
     if settings.db_pool_max_size < max(settings.db_pool_min_size, 1):
         raise fail("db_pool_max_size")
     if settings.secret_key is not None and len(settings.secret_key) < 32:

@@ -11,6 +11,7 @@ TOML key and file) and says what is expected, so that start-up can stop with tha
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -285,10 +286,10 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
         if getattr(settings, name) <= 0:
             raise fail(name)
     for name in ("job_threads", "job_max_attempts", "job_lease_s", "job_sweep_interval_s"):
-        if not getattr(settings, name) > 0:
+        if not (math.isfinite(getattr(settings, name)) and getattr(settings, name) > 0):
             raise fail(name)
     for name in ("job_retry_backoff_s", "job_retry_backoff_max_s"):
-        if not getattr(settings, name) >= 0:
+        if not (math.isfinite(getattr(settings, name)) and getattr(settings, name) >= 0):
             raise fail(name)
     if not settings.job_requeue_after_s > settings.job_retry_backoff_max_s:
         raise fail("job_requeue_after_s")

@@ -18,17 +18,16 @@ Rules (stated in docs/models.md):
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from scipy import ndimage
 
+from domain.pipeline import gaussian_importance, label_map, window_to_unit
+from domain.pipeline import sliding_window as pipeline_sliding_window
 from domain.ports.inference import IntensityPreprocessing
-from model_export.preprocessing import window_to_unit
 from model_export.synthetic import Phantom, SyntheticLesion, synthetic_ct
 
 HELD_OUT_SEED = 20_261_125
@@ -40,6 +39,8 @@ SIZE_CLASSES = ("under 12 mm", "12 to 20 mm", "20 mm and over")
 
 Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 """``(n, 1, z, y, x)`` model input -> ``(n, 1, z, y, x)`` probabilities."""
+
+__all__ = ["gaussian_importance", "lesion_components", "sliding_window"]
 
 
 @dataclass(kw_only=True)
@@ -89,17 +90,6 @@ def held_out_cases(
     return [synthetic_ct(shape, spacing_mm, seed=seed) for seed in seeds]
 
 
-def gaussian_importance(patch_size: tuple[int, int, int]) -> npt.NDArray[np.float32]:
-    """Blending weights of one patch: a Gaussian of sigma 1/8 of each size, peak 1, min > 0."""
-    axes = [np.arange(size, dtype=np.float64) - (size - 1) / 2.0 for size in patch_size]
-    weights = [
-        np.exp(-0.5 * (axis / (size / 8.0)) ** 2)
-        for axis, size in zip(axes, patch_size, strict=True)
-    ]
-    importance = weights[0][:, None, None] * weights[1][None, :, None] * weights[2][None, None, :]
-    return np.maximum(importance, 1e-3).astype(np.float32)
-
-
 def sliding_window(
     image: npt.NDArray[np.float32],
     patch_size: tuple[int, int, int],
@@ -108,53 +98,23 @@ def sliding_window(
     overlap: float = 0.5,
     batch_size: int = 4,
 ) -> npt.NDArray[np.float32]:
-    """Probabilities of a whole ``(z, y, x)`` preprocessed image, patch by patch.
-
-    The image is padded (edge values) up to the patch size where it is smaller; patches start
-    every ``(1 - overlap) * patch`` voxels, the last one flush with the far edge.
-    """
-    padding = [(0, max(0, p - s)) for s, p in zip(image.shape, patch_size, strict=True)]
-    padded = np.pad(image, padding, mode="edge")
-    starts = [
-        _starts(size, patch, overlap) for size, patch in zip(padded.shape, patch_size, strict=True)
-    ]
-    importance = gaussian_importance(patch_size)
-    total = np.zeros(padded.shape, dtype=np.float32)
-    weight = np.zeros(padded.shape, dtype=np.float32)
-    corners = list(itertools.product(*starts))
-    for first in range(0, len(corners), batch_size):
-        chunk = corners[first : first + batch_size]
-        windows = [
-            tuple(slice(c, c + p) for c, p in zip(corner, patch_size, strict=True))
-            for corner in chunk
-        ]
-        batch = np.stack([padded[window] for window in windows])[:, None]
-        probabilities = predict(np.ascontiguousarray(batch))
-        for window, probability in zip(windows, probabilities[:, 0], strict=True):
-            total[window] += probability * importance
-            weight[window] += importance
-    result = total / weight
-    return np.ascontiguousarray(result[: image.shape[0], : image.shape[1], : image.shape[2]])
-
-
-def _starts(size: int, patch: int, overlap: float) -> list[int]:
-    step = max(1, round(patch * (1.0 - overlap)))
-    starts = list(range(0, max(size - patch, 0) + 1, step))
-    if starts[-1] != size - patch:
-        starts.append(size - patch)
-    return starts
+    """Probabilities of a whole ``(z, y, x)`` preprocessed image for a one-channel model: the
+    analysis pipeline's :func:`domain.pipeline.sliding_window`, first channel."""
+    blended = pipeline_sliding_window(
+        image, patch_size, predict, overlap=overlap, batch_size=batch_size
+    )
+    return np.ascontiguousarray(blended[0])
 
 
 def lesion_components(
     probabilities: npt.NDArray[np.float32], *, threshold: float, min_size_voxels: int
-) -> npt.NDArray[np.int32]:
-    """Label map of the 26-connected components above ``threshold`` of at least the size."""
-    labels, count = ndimage.label(probabilities >= threshold, structure=np.ones((3, 3, 3)))
-    if count:
-        sizes = np.bincount(labels.ravel())
-        small = np.flatnonzero(sizes < min_size_voxels)
-        labels[np.isin(labels, small[small > 0])] = 0
-    return labels.astype(np.int32, copy=False)
+) -> npt.NDArray[np.uint16]:
+    """Label map of the 26-connected components above ``threshold`` of at least the size: the
+    analysis pipeline's :func:`domain.pipeline.label_map` of one channel."""
+    labels, _ = label_map(
+        probabilities[np.newaxis], threshold=threshold, min_size_voxels=min_size_voxels
+    )
+    return labels
 
 
 def evaluate(

@@ -1,40 +1,15 @@
-"""The intensity preprocessing the manifest declares, as the model was trained with it."""
+"""The intensity preprocessing the manifest declares, as the model was trained with it.
+
+The definition lives in the domain (:mod:`domain.pipeline.intensity`), so training, evaluation
+and the analysis pipeline cannot drift apart.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
-
+from domain.pipeline.intensity import window_to_unit
 from domain.ports.inference import IntensityPreprocessing
 
 DEMO_INTENSITY = IntensityPreprocessing(window_center=40.0, window_width=400.0)
 """A soft-tissue window: -160..240 HU maps to 0..1."""
 
-
-def window_to_unit(hu: npt.ArrayLike, intensity: IntensityPreprocessing) -> npt.NDArray[np.float32]:
-    """Map Hounsfield units to the model's input range.
-
-    ``minmax``: ``(hu - (center - width / 2)) / width`` clipped to 0..1 (the window's lower edge
-    is 0, its upper edge 1). ``zscore``: ``(hu - mean) / std``.
-
-    Args:
-        hu: any array of Hounsfield units.
-        intensity: the manifest's preprocessing.
-
-    Returns:
-        float32 array of the same shape.
-    """
-    values = np.asarray(hu, dtype=np.float32)
-    if intensity.normalise == "minmax":
-        if intensity.window_width <= 0:
-            raise ValueError(f"window_width must be > 0, got {intensity.window_width!r}")
-        low = intensity.window_center - intensity.window_width / 2.0
-        scaled = (values - np.float32(low)) / np.float32(intensity.window_width)
-        return np.clip(scaled, 0.0, 1.0).astype(np.float32, copy=False)
-    if intensity.normalise == "zscore":
-        if intensity.mean is None or not intensity.std:
-            raise ValueError("zscore preprocessing needs mean and a non-zero std")
-        return ((values - np.float32(intensity.mean)) / np.float32(intensity.std)).astype(
-            np.float32, copy=False
-        )
-    raise ValueError(f"unknown normalise {intensity.normalise!r}: expected minmax or zscore")
+__all__ = ["DEMO_INTENSITY", "window_to_unit"]

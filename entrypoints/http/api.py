@@ -12,9 +12,12 @@ import msgspec
 from litestar import Controller, Router, get
 from litestar.types import ControllerRouterHandler
 
+from entrypoints.http.billing import BILLING_CONTROLLERS
 from entrypoints.http.identity.controllers import IDENTITY_CONTROLLERS
+from entrypoints.http.interop import INTEROP_CONTROLLERS
 from entrypoints.http.security import AuthenticationMiddleware
 from entrypoints.http.studies import STUDY_CONTROLLERS
+from entrypoints.http.workflow import WORKFLOW_CONTROLLERS
 
 API_V1_PATH = "/api/v1"
 
@@ -46,6 +49,9 @@ API_V1_CONTROLLERS: list[ControllerRouterHandler] = [
     ApiInfoController,
     *IDENTITY_CONTROLLERS,
     *STUDY_CONTROLLERS,
+    *WORKFLOW_CONTROLLERS,
+    *BILLING_CONTROLLERS,
+    *INTEROP_CONTROLLERS,
 ]
 
 

@@ -164,6 +164,7 @@ class StudyController(Controller):
         uploaded_from: FromQuery[datetime | None] = None,
         uploaded_to: FromQuery[datetime | None] = None,
         centre_id: FromQuery[UUID | None] = None,
+        assigned_radiologist_id: FromQuery[UUID | None] = None,
         skip: Skip = 0,
         limit: Limit = 100,
     ) -> Response[list[StudyRead]]:
@@ -172,6 +173,7 @@ class StudyController(Controller):
             status=status,
             modality=parse_modality(modality),
             urgency=urgency,
+            assigned_radiologist_id=assigned_radiologist_id,
             patient_id=patient_id,
             patient_name_contains=patient_name,
             study_date_from=date_from,

@@ -1,0 +1,125 @@
+"""De-identification (``/studies/{id}/anonymize``, ``/anonymize/batch``) and export
+(``/export``): each answers a ZIP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Response, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody
+
+from domain.identity import Principal
+from domain.services.deidentification import DeidentifiedFiles, NamedFile
+from domain.services.export import ExportImages
+from domain.studies import Window
+from entrypoints.archives import zip_bytes
+from entrypoints.bootstrap import Container
+from entrypoints.http.interop.schemas import (
+    AnonymizeBatchForm,
+    AnonymizeRequest,
+    ExportRequest,
+    options_of,
+)
+from entrypoints.http.studies.controllers import DEPENDENCIES
+from entrypoints.http.studies.files import close_uploads, display_name
+
+ZIP = "application/zip"
+REPORT_NAME = "deidentification-report.json"
+
+
+async def _zip_response(files: list[tuple[str, bytes]], download: str) -> Response[bytes]:
+    return Response(
+        await asyncio.to_thread(zip_bytes, files),
+        media_type=ZIP,
+        headers={"Content-Disposition": f'attachment; filename="{download}"'},
+    )
+
+
+async def _deidentified_zip(result: DeidentifiedFiles, download: str) -> Response[bytes]:
+    report = msgspec.json.format(msgspec.json.encode(result.report), indent=2)
+    return await _zip_response(
+        [(f.name, f.data) for f in result.files] + [(REPORT_NAME, report)], download
+    )
+
+
+class InteropController(Controller):
+    path = "/"
+    tags = ["interop"]
+    dependencies = DEPENDENCIES
+
+    @post(
+        "/studies/{study_id:uuid}/anonymize",
+        operation_id="anonymizeStudy",
+        summary="A study's DICOM files de-identified (PS3.15 Basic Profile) with the report, "
+        "as a ZIP; nothing stored changes",
+        status_code=200,
+        media_type=ZIP,
+    )
+    async def anonymize_study(
+        self,
+        container: NamedDependency[Container],
+        principal: NamedDependency[Principal],
+        study_id: FromPath[UUID],
+        data: JSONBody[AnonymizeRequest | None] = None,
+    ) -> Response[bytes]:
+        options = (data or AnonymizeRequest()).options()
+        result = await container.services.deidentification.study(principal, study_id, options)
+        return await _deidentified_zip(result, f"study-{study_id}-deidentified.zip")
+
+    @post(
+        "/anonymize/batch",
+        operation_id="anonymizeBatch",
+        summary="Uploaded DICOM files de-identified (PS3.15 Basic Profile) with the report, "
+        "as a ZIP; nothing is stored",
+        status_code=200,
+        media_type=ZIP,
+    )
+    async def anonymize_batch(
+        self,
+        container: NamedDependency[Container],
+        principal: NamedDependency[Principal],
+        data: Annotated[AnonymizeBatchForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> Response[bytes]:
+        try:
+            options = options_of(data.dates, data.date_shift_days, data.retain_uids)
+            files = [
+                NamedFile(display_name(upload.filename, n), await upload.read())
+                for n, upload in enumerate(data.files, start=1)
+            ]
+        finally:
+            await close_uploads(data.files)
+        result = await container.services.deidentification.files(principal, files, options)
+        return await _deidentified_zip(result, "deidentified.zip")
+
+    @post(
+        "/export",
+        operation_id="exportImages",
+        summary="Images as PNG, JPEG or NumPy arrays (optionally with metadata JSON), as a ZIP; "
+        "one image of another centre makes the whole request 404",
+        status_code=200,
+        media_type=ZIP,
+    )
+    async def export(
+        self,
+        container: NamedDependency[Container],
+        principal: NamedDependency[Principal],
+        data: JSONBody[ExportRequest],
+    ) -> Response[bytes]:
+        window = (
+            None
+            if data.window is None
+            else Window(center=data.window.level, width=data.window.width)
+        )
+        command = ExportImages(
+            image_ids=data.image_ids,
+            format=data.format,
+            window=window,
+            include_metadata=data.include_metadata,
+        )
+        result = await container.services.export.export(principal, command)
+        return await _zip_response([(f.name, f.data) for f in result.files], "export.zip")

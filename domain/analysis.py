@@ -35,6 +35,11 @@ class Detection(msgspec.Struct, frozen=True, kw_only=True):
     patient_box: PatientBox
     mask_key: str | None = None
     metrics: TumorMetrics | None = None
+    region: str | None = None
+    """Where the lesion lies in the scanned volume, in patient terms (e.g. ``left anterior
+    superior``), relative to the volume's centre."""
+    segment_number: int | None = None
+    """Its segment in the DICOM SEG at ``mask_key`` (1..n)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:
@@ -45,6 +50,8 @@ class InputMetadata(msgspec.Struct, frozen=True, kw_only=True):
     format: str
     dimensions: tuple[int, ...]
     voxel_spacing_mm: tuple[float, ...]
+    quality_findings: tuple[str, ...] = ()
+    """What lowered the image quality score, in words (empty when nothing did)."""
 
 
 class ProcessingTimes(msgspec.Struct, frozen=True, kw_only=True):

@@ -33,6 +33,7 @@ class FoundLesion:
         patient_box: axis-aligned LPS box (mm) around the box's voxel *edges* (each voxel
             counted with its whole extent), so a one-voxel lesion has the voxel's size.
         metrics: IBSI morphology with the volume's real spacing, direction and origin.
+        region: where it lies in the scanned volume (:func:`region_of`).
     """
 
     number: int
@@ -41,6 +42,32 @@ class FoundLesion:
     voxel_box: VoxelBox
     patient_box: PatientBox
     metrics: TumorMetrics
+    region: str
+
+
+_SIDES = (("right", "left"), ("anterior", "posterior"), ("inferior", "superior"))
+"""Words for the negative and positive side of the LPS axes (+x is the patient's left)."""
+
+
+def region_of(volume: Volume, point_mm: Sequence[float]) -> str:
+    """Where an LPS point lies in the volume, in patient terms: for each patient axis the side
+    of the volume's centre it is on (``left``/``right``, ``anterior``/``posterior``,
+    ``superior``/``inferior``) when it is more than a third of the way to that side's edge;
+    ``central`` when it is near the centre on every axis."""
+    z, y, x = volume.shape
+    corners = volume.index_to_patient(
+        np.array([(i, j, k) for i in (0, x - 1) for j in (0, y - 1) for k in (0, z - 1)])
+    )
+    centre = corners.mean(axis=0)
+    half = (corners.max(axis=0) - corners.min(axis=0)) / 2.0
+    words = [
+        sides[1] if offset > 0 else sides[0]
+        for offset, extent, sides in zip(
+            np.asarray(point_mm, dtype=np.float64) - centre, half, _SIDES, strict=True
+        )
+        if extent > 0 and abs(offset) > extent / 3.0
+    ]
+    return " ".join(words) or "central"
 
 
 def label_map(
@@ -156,6 +183,7 @@ def measure_lesions(
                 voxel_box=box,
                 patient_box=patient_box(volume, box),
                 metrics=metrics,
+                region=region_of(volume, metrics.centre_of_mass_mm),
             )
         )
         if progress is not None:

@@ -16,6 +16,7 @@ from domain.errors import InvalidInput
 from domain.imaging import Volume
 from domain.jobs import JobStage
 from domain.pipeline import analyse_volume, label_map, sliding_window
+from domain.pipeline.lesions import region_of
 from domain.pipeline.resampling import grid_scale, to_model_grid, to_source_grid
 from domain.ports.inference import IntensityPreprocessing, ModelManifest
 from tests.fixtures.imaging import rotation_matrix
@@ -283,3 +284,16 @@ def test_label_map_gives_each_voxel_to_its_most_probable_channel():
     assert channels == [0, 1]
     assert set(np.unique(labels[1:3, 1:4, 1:4])) == {1}
     assert set(np.unique(labels[1:3, 6:9, 6:9])) == {2}
+
+
+def test_a_lesion_in_the_patients_left_posterior_top_corner_is_named_so():
+    volume = Volume(
+        voxels=np.zeros((30, 90, 90)),
+        spacing=(2.0, 1.0, 1.0),
+        direction=np.eye(3),
+        origin=(0, 0, 0),
+    )
+
+    assert region_of(volume, (80.0, 85.0, 55.0)) == "left posterior superior"
+    assert region_of(volume, (5.0, 44.0, 29.0)) == "right"
+    assert region_of(volume, (44.5, 44.5, 29.0)) == "central"

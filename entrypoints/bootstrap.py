@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 
 import structlog
 
+from adapters.inference.registry import FilesystemModelRegistry
 from adapters.memory import MemoryAuditLog, MemoryDatabase, MemoryEventBus
 from adapters.memory.rate_limits import MemoryRateLimiter
 from adapters.postgres.audit_log import PostgresAuditLog
@@ -44,13 +45,16 @@ from domain.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from domain.ports.inference import ModelRegistry
+from domain.ports.jobs import JobHandler
 from domain.ports.rate_limits import RateLimiter
+from domain.services.job_runner import JobRunner
 from entrypoints.health import (
-    BrokerReachabilityProbe,
     InProcessQueueProbe,
     ModelsProbe,
     PingProbe,
 )
+from entrypoints.jobs import JobQueue, no_analysis_handler, runner_settings
 from entrypoints.services import Services, build_services, token_service
 from entrypoints.settings import Settings, SettingsError, redact_url
 
@@ -83,6 +87,9 @@ class Container:
     secret_key: bytes
     """The installation secret: token signing and keys derived per purpose."""
     models_dir: Path
+    models: ModelRegistry
+    job_queue: JobQueue
+    """The task queue of this process and the job runner behind it."""
     health_probes: list[HealthProbe]
     services: Services
     database_dsn: str | None = None
@@ -109,6 +116,7 @@ async def bootstrap(
     password_hasher: PasswordHasher | None = None,
     rate_limiter: RateLimiter | None = None,
     extra_probes: Sequence[HealthProbe] = (),
+    job_handler: JobHandler | None = None,
 ) -> Container:
     """Build the container for ``settings``.
 
@@ -120,6 +128,7 @@ async def bootstrap(
             adapters to use instead of the ones the settings describe (tests pass a cheap
             password hasher, for instance).
         extra_probes: more health probes for ``/health/detailed``.
+        job_handler: what running a job does, instead of the analysis pipeline.
 
     Raises:
         Unavailable: the database or storage cannot be reached (one line, no password).
@@ -152,6 +161,11 @@ async def bootstrap(
                 if isinstance(db, PostgresDatabase)
                 else MemoryRateLimiter(clock=clock)
             )
+        models_dir = settings.models_dir or BUNDLED_MODELS_DIR
+        models = FilesystemModelRegistry(models_dir)
+        job_queue = JobQueue(settings)
+        # closed before the pool: running in-process jobs still write their outcome
+        resources.push_async_callback(job_queue.aclose)
         services = build_services(
             settings=settings,
             uow=db.unit_of_work,
@@ -165,13 +179,23 @@ async def bootstrap(
             ),
             blobs=store,
             deidentification_key=derive_key(secret_key, "deidentify-at-ingest"),
+            task_queue=job_queue.queue,
+            models=models,
         )
-        models_dir = settings.models_dir or BUNDLED_MODELS_DIR
+        job_queue.bind(
+            JobRunner(
+                uow=db.unit_of_work,
+                queue=job_queue.queue,
+                handler=job_handler if job_handler is not None else no_analysis_handler,
+                clock=clock,
+                settings=runner_settings(settings),
+            )
+        )
         probes: list[HealthProbe] = [
             PingProbe("database", db.ping),
             StorageHealthProbe(store, detail=_describe_storage(settings, blob_store)),
             (
-                BrokerReachabilityProbe(settings.broker_url)
+                PingProbe("queue", job_queue.queue.ping, describe=redact_url(settings.broker_url))
                 if settings.broker_url
                 else InProcessQueueProbe()
             ),
@@ -190,6 +214,8 @@ async def bootstrap(
             services=services,
             secret_key=secret_key,
             models_dir=models_dir,
+            models=models,
+            job_queue=job_queue,
             health_probes=probes,
             database_dsn=dsn,
             applied_migrations=migrations,

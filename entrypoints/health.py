@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -24,7 +23,6 @@ Status = Literal["ok", "degraded", "error"]
 
 DEFAULT_PROBE_TIMEOUT_S = 5.0
 _MAX_DETAIL_CHARS = 300
-_BROKER_DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}
 _MODEL_FILE_SUFFIXES = (".onnx", ".pt")
 
 
@@ -120,37 +118,6 @@ class InProcessQueueProbe:
 
     async def check(self) -> str | None:
         return "in-process (no HOUNSFIELD_BROKER_URL set)"
-
-
-class BrokerReachabilityProbe:
-    """A configured broker, checked only for TCP reachability of its host and port.
-
-    Until the Dramatiq queue adapter lands, jobs still run in-process even with a broker
-    configured; the probe says so and reports ``degraded`` when the broker answers.
-    """
-
-    component = "queue"
-
-    def __init__(self, broker_url: str, *, connect_timeout_s: float = 2.0) -> None:
-        parts = urlsplit(broker_url)
-        self._scheme = parts.scheme
-        self._host = parts.hostname or "localhost"
-        self._port = parts.port or _BROKER_DEFAULT_PORTS.get(parts.scheme, 0)
-        self._connect_timeout_s = connect_timeout_s
-
-    async def check(self) -> str | None:
-        where = f"{self._scheme} broker at {self._host}:{self._port}"
-        try:
-            async with asyncio.timeout(self._connect_timeout_s):
-                _, writer = await asyncio.open_connection(self._host, self._port)
-        except (OSError, TimeoutError) as err:
-            raise Unreachable(f"{where} does not accept TCP connections: {err}") from err
-        writer.close()
-        await writer.wait_closed()
-        raise Degraded(
-            f"{where} accepts TCP connections (only reachability is checked); "
-            "the broker queue is not wired yet, so jobs run in-process"
-        )
 
 
 class ModelsProbe:

@@ -17,6 +17,8 @@ from domain.ports import (
     PasswordHasher,
     UnitOfWorkFactory,
 )
+from domain.ports.inference import ModelRegistry
+from domain.ports.messaging import TaskQueue
 from domain.ports.rate_limits import RateLimiter
 from domain.ports.security import TokenService
 from domain.services.ai_reports import AiReportDrafter
@@ -30,6 +32,7 @@ from domain.services.centres import CentreService
 from domain.services.deidentification import DeidentificationService
 from domain.services.export import ExportService
 from domain.services.ingest import IngestService
+from domain.services.jobs import JobService
 from domain.services.reports import ReportService
 from domain.services.studies import StudyService
 from domain.services.users import UserService
@@ -55,6 +58,7 @@ class Services:
     billing: BillingService
     ai_reports: AiReportDrafter
     """``ai_reports.on_result`` is the analysis hook that drafts the preliminary report."""
+    jobs: JobService
     deidentification: DeidentificationService
     export: ExportService
 
@@ -88,6 +92,8 @@ def build_services(
     tokens: TokenService,
     blobs: BlobStore,
     deidentification_key: bytes | None = None,
+    task_queue: TaskQueue,
+    models: ModelRegistry,
 ) -> Services:
     """``deidentification_key`` keys each centre's UID map and date offset at ingest (derived
     from the installation secret; a random one per process when left out)."""
@@ -128,4 +134,13 @@ def build_services(
             ingest_secret=deidentification_key or secrets.token_bytes(32),
         ),
         export=ExportService(uow=uow, blobs=blobs, auditor=auditor, codec=PillowImageCodec()),
+        jobs=JobService(
+            uow=uow,
+            queue=task_queue,
+            models=models,
+            clock=clock,
+            ids=ids,
+            auditor=auditor,
+            max_attempts=settings.job_max_attempts,
+        ),
     )

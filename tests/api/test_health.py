@@ -12,6 +12,7 @@ import pytest
 
 from domain.errors import Unavailable
 from tests.api.conftest import ClientFactory
+from tests.fixtures.services import require_server
 
 COMPONENTS = {"database", "storage", "queue", "models"}
 
@@ -130,16 +131,18 @@ async def test_an_unreachable_broker_is_an_error(make_client: ClientFactory) -> 
     assert "127.0.0.1:1" in queue["detail"]
 
 
-async def test_a_reachable_broker_says_only_reachability_was_checked(
+async def test_a_configured_broker_is_pinged_through_the_job_queue(
     make_client: ClientFactory, listening_port: int
 ) -> None:
-    client = await make_client(broker_url=f"redis://127.0.0.1:{listening_port}/0")
+    require_server("Redis", "127.0.0.1", 6379)
+    redis_client = await make_client(broker_url="redis://127.0.0.1:6379/0")
+    not_redis = await make_client(broker_url=f"redis://127.0.0.1:{listening_port}/0")
 
-    queue = (await client.get("/health/detailed")).json()["components"]["queue"]
+    ok = (await redis_client.get("/health/detailed")).json()["components"]["queue"]
+    wrong = (await not_redis.get("/health/detailed")).json()["components"]["queue"]
 
-    assert queue["status"] == "degraded"
-    assert "only reachability is checked" in queue["detail"]
-    assert "jobs run in-process" in queue["detail"]
+    assert ok["status"] == "ok" and ok["detail"] == "redis://127.0.0.1:6379/0"
+    assert wrong["status"] == "error" and "unavailable" in wrong["detail"]
 
 
 @pytest.mark.postgres

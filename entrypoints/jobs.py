@@ -1,0 +1,120 @@
+"""Wiring of durable jobs: the task queue the settings ask for, the runner, the sweeps.
+
+With ``HOUNSFIELD_BROKER_URL`` set, job ids go to Dramatiq (Redis or RabbitMQ) and
+``hounsfield worker`` processes run them; without it, an in-process queue runs them on
+asyncio tasks inside ``hounsfield serve``. Either way the database decides what runs (see
+``domain.services.job_runner``), and :func:`sweeping` queues again what was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import structlog
+
+from adapters.queue import DramatiqTaskQueue, InProcessTaskQueue, broker_from_url
+from domain.errors import InvalidInput
+from domain.jobs import Job
+from domain.ports.jobs import ProgressReporter
+from domain.ports.messaging import TaskQueue
+from domain.services.job_runner import JobRunner, JobRunnerSettings
+from entrypoints.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_GRACE_S = 30.0
+"""How long a stopping process lets running jobs finish before handing them back."""
+
+
+def runner_settings(settings: Settings) -> JobRunnerSettings:
+    return JobRunnerSettings(
+        lease_s=settings.job_lease_s,
+        retry_backoff_s=settings.job_retry_backoff_s,
+        retry_backoff_max_s=settings.job_retry_backoff_max_s,
+        requeue_after_s=settings.job_requeue_after_s,
+    )
+
+
+class JobQueue:
+    """The task queue of this process and the runner it feeds (bound after both exist).
+
+    The in-process queue calls the runner, and the runner sends retries through the queue:
+    the queue is built first with a handler that reaches the runner once :meth:`bind` ran.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._runner: JobRunner | None = None
+        self.dramatiq: DramatiqTaskQueue | None = None
+        self.in_process: InProcessTaskQueue | None = None
+        self.queue: TaskQueue
+        if settings.broker_url:
+            self.dramatiq = DramatiqTaskQueue(broker_from_url(settings.broker_url))
+            self.queue = self.dramatiq
+        else:
+            self.in_process = InProcessTaskQueue(self._run, workers=settings.job_threads)
+            self.queue = self.in_process
+
+    def bind(self, runner: JobRunner) -> None:
+        self._runner = runner
+
+    @property
+    def runner(self) -> JobRunner:
+        if self._runner is None:
+            raise RuntimeError("JobQueue.bind(runner) was not called")
+        return self._runner
+
+    async def _run(self, job_id: str) -> None:
+        await self.runner.run(UUID(job_id))
+
+    async def aclose(self) -> None:
+        """Stop taking jobs; running in-process jobs finish or are handed back."""
+        if self._runner is not None:
+            self._runner.begin_shutdown()
+        if self.in_process is not None:
+            await self.in_process.aclose(timeout_s=SHUTDOWN_GRACE_S)
+        if self.dramatiq is not None:
+            await self.dramatiq.aclose()
+            self.dramatiq.broker.close()
+
+
+async def no_analysis_handler(job: Job, progress: ProgressReporter) -> None:
+    """The handler while this build has no analysis pipeline: the job fails with why."""
+    raise InvalidInput("this installation has no analysis pipeline to run jobs with")
+
+
+@contextlib.asynccontextmanager
+async def sweeping(
+    runner: JobRunner, *, interval_s: float, requeue_queued_at_start: bool
+) -> AsyncIterator[None]:
+    """Run the recovery sweep now and every ``interval_s`` while the block runs.
+
+    ``requeue_queued_at_start``: an in-process queue starts empty, so every queued job is
+    sent at once; a broker still holds its messages, so only long-waiting ones are.
+    """
+    await _sweep(runner, 0.0 if requeue_queued_at_start else None)
+
+    async def periodically() -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await _sweep(runner, None)
+
+    task = asyncio.create_task(periodically(), name="job-recovery-sweep")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _sweep(runner: JobRunner, requeue_queued_after_s: float | None) -> None:
+    try:
+        sent = await runner.recover(requeue_queued_after_s=requeue_queued_after_s)
+    except Exception:  # the next sweep tries again; a sweep must never stop the process
+        log.exception("job recovery sweep failed")
+        return
+    if sent:
+        log.info("job recovery sweep queued jobs again", count=sent)

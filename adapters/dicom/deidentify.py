@@ -253,6 +253,10 @@ def _read(data: bytes) -> Dataset:
             "not a DICOM file: no 'DICM' prefix at byte 128 and no DICOM identifiers "
             "(SOPClassUID, SOPInstanceUID) in a raw dataset"
         )
+    if "SOPInstanceUID" not in ds:
+        # a DICOMDIR, or a broken file: a media directory's byte offsets would not survive
+        # rewriting, and the files it lists are what should be de-identified
+        raise InvalidInput("not a DICOM instance: no SOPInstanceUID (0008,0018)")
     return ds
 
 

@@ -27,6 +27,7 @@ from entrypoints.http.health import HealthController, MetricsController
 from entrypoints.http.observability import HttpMetrics, RequestContextMiddleware
 from entrypoints.http.openapi import openapi_document
 from entrypoints.http.problems import exception_handlers, problem_details_plugin
+from entrypoints.http.websockets import WEBSOCKET_HANDLERS
 from entrypoints.logging import configure_logging
 from entrypoints.settings import Settings
 
@@ -79,6 +80,7 @@ def _build_app(
             MetricsController,
             openapi_document,
             api_v1_router(extra),
+            *WEBSOCKET_HANDLERS,
         ],
         openapi_config=OpenAPIConfig(
             title="Hounsfield",

@@ -31,6 +31,7 @@ from entrypoints.bootstrap import Container
 from entrypoints.http.dependencies import provide_container
 from entrypoints.http.identity.schemas import read_as
 from entrypoints.http.security import provide_principal
+from entrypoints.http.studies.deidentify_at_ingest import ingest_preparer, refuse_patient_fields
 from entrypoints.http.studies.files import (
     close_uploads,
     read_uploads,
@@ -117,7 +118,9 @@ async def ingest_files(
     ingest = container.services.ingest
     centre_id = await ingest.upload_centre(principal, form.centre_id)
     overrides = overrides_of(form)
-    read = await read_uploads(uploads, parse_modality(overrides.modality))
+    prepare = await ingest_preparer(container.services.deidentification, centre_id)
+    refuse_patient_fields(prepare, overrides)
+    read = await read_uploads(uploads, parse_modality(overrides.modality), prepare)
     return await ingest.ingest(
         principal, IngestStudies(files=read, overrides=overrides, centre_id=centre_id)
     )

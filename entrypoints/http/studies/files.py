@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 from litestar.datastructures import UploadFile
@@ -63,13 +63,30 @@ def display_name(file_name: str | None, position: int) -> str:
     return name[:MAX_FILE_NAME_LENGTH] if name else f"file #{position}"
 
 
-async def read_upload(data: bytes, file_name: str, modality: Modality | None) -> UploadedFile:
+def _prepared(prepare: Callable[[bytes], bytes], data: bytes, file_name: str) -> bytes:
+    try:
+        return prepare(data)
+    except InvalidInput as err:
+        raise RejectedFile(file_name, err.detail) from None
+
+
+async def read_upload(
+    data: bytes,
+    file_name: str,
+    modality: Modality | None,
+    prepare: Callable[[bytes], bytes] | None = None,
+) -> UploadedFile:
+    """``prepare`` changes the bytes before they are read (de-identification at ingest)."""
+    if prepare is not None:
+        data = await asyncio.to_thread(_prepared, prepare, data, file_name)
     fields = await asyncio.to_thread(read_fields, data, file_name, modality)
     return UploadedFile(file_name=file_name, data=data, fields=fields)
 
 
 async def read_uploads(
-    uploads: Sequence[UploadFile], modality: Modality | None
+    uploads: Sequence[UploadFile],
+    modality: Modality | None,
+    prepare: Callable[[bytes], bytes] | None = None,
 ) -> list[UploadedFile]:
     """Read every uploaded file, a few at a time; the first refused one (in the order they
     came) refuses the upload."""
@@ -78,7 +95,7 @@ async def read_uploads(
     async def read(position: int, upload: UploadFile) -> UploadedFile:
         async with gate:
             name = display_name(upload.filename, position)
-            return await read_upload(await upload.read(), name, modality)
+            return await read_upload(await upload.read(), name, modality, prepare)
 
     outcomes = await asyncio.gather(
         *(read(n, upload) for n, upload in enumerate(uploads, start=1)), return_exceptions=True

@@ -39,6 +39,7 @@ from entrypoints.bootstrap import Container, derive_key
 from entrypoints.http.dependencies import provide_container
 from entrypoints.http.security import provide_principal
 from entrypoints.http.studies.controllers import upload_read
+from entrypoints.http.studies.deidentify_at_ingest import ingest_preparer, refuse_patient_fields
 from entrypoints.http.studies.files import read_upload
 from entrypoints.http.studies.schemas import (
     FromStorageCreate,
@@ -220,8 +221,10 @@ class StagingController(Controller):
                 detail=f"the staged file has {info.size_bytes} bytes, over the {limit} limit",
             )
         file_name = data.key.rsplit("/", 1)[-1]
+        prepare = await ingest_preparer(container.services.deidentification, centre_id)
+        refuse_patient_fields(prepare, overrides)
         try:
-            upload = await read_upload(await store.get(data.key), file_name, modality)
+            upload = await read_upload(await store.get(data.key), file_name, modality, prepare)
         except RejectedFile:
             await store.delete(data.key)  # it will not become readable: do not keep it
             raise

@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 
 import structlog
 
+from adapters.inference.onnx_engine import OnnxInferenceEngine
 from adapters.inference.registry import FilesystemModelRegistry
 from adapters.memory import MemoryAuditLog, MemoryDatabase, MemoryEventBus
 from adapters.memory.rate_limits import MemoryRateLimiter
@@ -45,7 +46,7 @@ from domain.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from domain.ports.inference import ModelRegistry
+from domain.ports.inference import InferenceEngine, ModelRegistry
 from domain.ports.jobs import JobHandler
 from domain.ports.rate_limits import RateLimiter
 from domain.services.job_runner import JobRunner
@@ -54,7 +55,7 @@ from entrypoints.health import (
     ModelsProbe,
     PingProbe,
 )
-from entrypoints.jobs import JobQueue, no_analysis_handler, runner_settings
+from entrypoints.jobs import JobQueue, runner_settings
 from entrypoints.services import Services, build_services, token_service
 from entrypoints.settings import Settings, SettingsError, redact_url
 
@@ -88,6 +89,8 @@ class Container:
     """The installation secret: token signing and keys derived per purpose."""
     models_dir: Path
     models: ModelRegistry
+    inference: InferenceEngine
+    """The engine analyses run models on (one per process: it keeps the sessions)."""
     job_queue: JobQueue
     """The task queue of this process and the job runner behind it."""
     health_probes: list[HealthProbe]
@@ -163,6 +166,7 @@ async def bootstrap(
             )
         models_dir = settings.models_dir or BUNDLED_MODELS_DIR
         models = FilesystemModelRegistry(models_dir)
+        inference = OnnxInferenceEngine(models_dir)
         job_queue = JobQueue(settings)
         # closed before the pool: running in-process jobs still write their outcome
         resources.push_async_callback(job_queue.aclose)
@@ -181,12 +185,13 @@ async def bootstrap(
             deidentification_key=derive_key(secret_key, "deidentify-at-ingest"),
             task_queue=job_queue.queue,
             models=models,
+            inference=inference,
         )
         job_queue.bind(
             JobRunner(
                 uow=db.unit_of_work,
                 queue=job_queue.queue,
-                handler=job_handler if job_handler is not None else no_analysis_handler,
+                handler=job_handler if job_handler is not None else services.analyses,
                 clock=clock,
                 settings=runner_settings(settings),
             )
@@ -215,6 +220,7 @@ async def bootstrap(
             secret_key=secret_key,
             models_dir=models_dir,
             models=models,
+            inference=inference,
             job_queue=job_queue,
             health_probes=probes,
             database_dsn=dsn,

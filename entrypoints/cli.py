@@ -22,12 +22,20 @@ import click
 import msgspec
 import uvicorn
 
+from adapters.inference import FilesystemModelRegistry, OnnxInferenceEngine
 from adapters.postgres.migrate import MigrationChecksumMismatch
 from adapters.postgres.migrate import migrate as apply_migrations
 from domain.errors import DomainError
+from domain.identity import SYSTEM_PRINCIPAL
+from domain.services.models import ModelCatalogue
 from domain.studies import Modality, Sex, Urgency
 from entrypoints import ingest as ingest_client
-from entrypoints.bootstrap import bootstrap, ensure_private_dir, start_embedded_postgres
+from entrypoints.bootstrap import (
+    BUNDLED_MODELS_DIR,
+    bootstrap,
+    ensure_private_dir,
+    start_embedded_postgres,
+)
 from entrypoints.http import create_app
 from entrypoints.logging import configure_logging
 from entrypoints.settings import Settings, SettingsError, redact_url
@@ -127,6 +135,40 @@ def create_admin(options: _Options, username: str, email: str, password_stdin: b
         user = _run_until_stopped(lambda: _create_admin(settings, username, email, password))
         if user is not None:
             click.echo(f"created admin {user.username} ({user.id})")
+
+
+@cli.group()
+def models() -> None:
+    """The analysis models of the models directory."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of lines.")
+@click.pass_obj
+def list_models(options: _Options, as_json: bool) -> None:
+    """List the usable models; the ones refused go to stderr with the reason."""
+    with _clean_failures():
+        settings = _settings(options)
+        # the registry logs what it refuses: on stderr, so --json stays one document
+        configure_logging(level="error", log_format=settings.effective_log_format)
+        models_dir = settings.models_dir or BUNDLED_MODELS_DIR
+    registry = FilesystemModelRegistry(models_dir)
+    catalogue = ModelCatalogue(registry=registry, engine=OnnxInferenceEngine(models_dir))
+    found = catalogue.list(SYSTEM_PRINCIPAL)
+    problems = registry.problems()
+    if as_json:
+        document = {"models_dir": str(models_dir), "models": found, "problems": problems}
+        click.echo(msgspec.json.encode(document).decode())
+    else:
+        click.echo(f"models in {models_dir}")
+        for info in found:
+            model = info.manifest
+            dice = model.metrics.get("held_out_dice")
+            quality = "" if dice is None else f"  held-out Dice {dice:.2f}"
+            use = "clinical use" if model.clinical_use else "NOT FOR CLINICAL USE"
+            click.echo(f"{model.id}  {model.version}  {model.task}  {info.device}  {use}{quality}")
+    for problem in problems:
+        click.echo(f"refused {problem.directory}: {problem.reason}", err=True)
 
 
 @cli.command("ingest")

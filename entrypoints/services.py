@@ -6,7 +6,9 @@ import secrets
 from dataclasses import dataclass
 
 from adapters.dicom.deidentify import PydicomDeidentifier
+from adapters.dicom.segmentation import HighdicomSegmentationWriter
 from adapters.images.export import PillowImageCodec
+from adapters.imaging_volumes import StoredFileVolumeReader
 from adapters.reports import TemplateReportWriter
 from adapters.security import JwtTokenService, Sha256ApiKeySecrets
 from domain.ports import (
@@ -17,11 +19,12 @@ from domain.ports import (
     PasswordHasher,
     UnitOfWorkFactory,
 )
-from domain.ports.inference import ModelRegistry
+from domain.ports.inference import InferenceEngine, ModelRegistry
 from domain.ports.messaging import TaskQueue
 from domain.ports.rate_limits import RateLimiter
 from domain.ports.security import TokenService
 from domain.services.ai_reports import AiReportDrafter
+from domain.services.analyses import AnalysisService
 from domain.services.annotations import AnnotationService
 from domain.services.api_keys import ApiKeyService
 from domain.services.audit_trail import AuditTrailService
@@ -30,9 +33,11 @@ from domain.services.auth import AuthService
 from domain.services.billing import BillingService
 from domain.services.centres import CentreService
 from domain.services.deidentification import DeidentificationService
+from domain.services.dicomweb import DicomWebService
 from domain.services.export import ExportService
 from domain.services.ingest import IngestService
 from domain.services.jobs import JobService
+from domain.services.models import ModelCatalogue
 from domain.services.reports import ReportService
 from domain.services.studies import StudyService
 from domain.services.users import UserService
@@ -53,14 +58,18 @@ class Services:
     studies: StudyService
     ingest: IngestService
     annotations: AnnotationService
+    dicomweb: DicomWebService
     workflow: WorkflowService
     reports: ReportService
     billing: BillingService
     ai_reports: AiReportDrafter
     """``ai_reports.on_result`` is the analysis hook that drafts the preliminary report."""
+    analyses: AnalysisService
+    """The analysis job handler (the runner's) and the reads of results."""
     jobs: JobService
     deidentification: DeidentificationService
     export: ExportService
+    models: ModelCatalogue
 
 
 def token_service(settings: Settings, signing_key: bytes, clock: Clock) -> TokenService:
@@ -94,11 +103,15 @@ def build_services(
     deidentification_key: bytes | None = None,
     task_queue: TaskQueue,
     models: ModelRegistry,
+    inference: InferenceEngine,
 ) -> Services:
     """``deidentification_key`` keys each centre's UID map and date offset at ingest (derived
     from the installation secret; a random one per process when left out)."""
     auditor = Auditor(log=audit_log, clock=clock, ids=ids)
     key_secrets = Sha256ApiKeySecrets()
+    ai_reports = AiReportDrafter(
+        uow=uow, writer=TemplateReportWriter(), clock=clock, ids=ids, auditor=auditor
+    )
     return Services(
         auditor=auditor,
         centres=CentreService(uow=uow, clock=clock, ids=ids, auditor=auditor),
@@ -120,11 +133,22 @@ def build_services(
         studies=StudyService(uow=uow, blobs=blobs, auditor=auditor),
         ingest=IngestService(uow=uow, blobs=blobs, clock=clock, ids=ids, auditor=auditor),
         annotations=AnnotationService(uow=uow, clock=clock, ids=ids, auditor=auditor),
+        dicomweb=DicomWebService(uow=uow, blobs=blobs, auditor=auditor),
         workflow=WorkflowService(uow=uow, clock=clock, auditor=auditor),
         reports=ReportService(uow=uow, clock=clock, ids=ids, auditor=auditor),
         billing=BillingService(uow=uow, clock=clock, ids=ids, auditor=auditor),
-        ai_reports=AiReportDrafter(
-            uow=uow, writer=TemplateReportWriter(), clock=clock, ids=ids, auditor=auditor
+        ai_reports=ai_reports,
+        analyses=AnalysisService(
+            uow=uow,
+            blobs=blobs,
+            models=models,
+            engine=inference,
+            volumes=StoredFileVolumeReader(),
+            segmentations=HighdicomSegmentationWriter(),
+            clock=clock,
+            ids=ids,
+            auditor=auditor,
+            on_result=[ai_reports.on_result],
         ),
         deidentification=DeidentificationService(
             uow=uow,
@@ -134,6 +158,7 @@ def build_services(
             ingest_secret=deidentification_key or secrets.token_bytes(32),
         ),
         export=ExportService(uow=uow, blobs=blobs, auditor=auditor, codec=PillowImageCodec()),
+        models=ModelCatalogue(registry=models, engine=inference),
         jobs=JobService(
             uow=uow,
             queue=task_queue,

@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler
 from entrypoints.http.billing import BILLING_CONTROLLERS
 from entrypoints.http.identity.controllers import IDENTITY_CONTROLLERS
 from entrypoints.http.interop import INTEROP_CONTROLLERS
+from entrypoints.http.models import MODEL_CONTROLLERS
 from entrypoints.http.security import AuthenticationMiddleware
 from entrypoints.http.studies import STUDY_CONTROLLERS
 from entrypoints.http.workflow import WORKFLOW_CONTROLLERS
@@ -52,6 +53,7 @@ API_V1_CONTROLLERS: list[ControllerRouterHandler] = [
     *WORKFLOW_CONTROLLERS,
     *BILLING_CONTROLLERS,
     *INTEROP_CONTROLLERS,
+    *MODEL_CONTROLLERS,
 ]
 
 

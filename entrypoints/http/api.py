@@ -12,9 +12,11 @@ import msgspec
 from litestar import Controller, Router, get
 from litestar.types import ControllerRouterHandler
 
+from entrypoints.http.analysis import ANALYSIS_CONTROLLERS
 from entrypoints.http.billing import BILLING_CONTROLLERS
 from entrypoints.http.identity.controllers import IDENTITY_CONTROLLERS
 from entrypoints.http.interop import INTEROP_CONTROLLERS
+from entrypoints.http.jobs import JOB_CONTROLLERS
 from entrypoints.http.models import MODEL_CONTROLLERS
 from entrypoints.http.security import AuthenticationMiddleware
 from entrypoints.http.studies import STUDY_CONTROLLERS
@@ -54,6 +56,8 @@ API_V1_CONTROLLERS: list[ControllerRouterHandler] = [
     *BILLING_CONTROLLERS,
     *INTEROP_CONTROLLERS,
     *MODEL_CONTROLLERS,
+    *JOB_CONTROLLERS,
+    *ANALYSIS_CONTROLLERS,
 ]
 
 

@@ -6,7 +6,8 @@ httpx's ASGI transport on the test's own event loop (Litestar's test clients run
 another thread's loop, where an asyncpg pool made here cannot be used).
 
 Passwords are hashed with the cheap Argon2 profile unless a test passes ``password_hasher``;
-``clock`` and ``rate_limiter`` replace the system clock and the settings' limiter.
+``clock`` and ``rate_limiter`` replace the system clock and the settings' limiter;
+``job_handler`` replaces what running a job does.
 ``make_served`` answers the client together with its container and app, for tests that seed
 data through the use cases or walk the app's routes.
 """
@@ -27,6 +28,7 @@ from litestar.types import ControllerRouterHandler
 from adapters.postgres.migrate import migrate
 from adapters.security import Argon2PasswordHasher
 from domain.ports import Clock, HealthProbe, PasswordHasher
+from domain.ports.jobs import JobHandler
 from domain.ports.rate_limits import RateLimiter
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http import create_app
@@ -65,6 +67,7 @@ async def serve(
     password_hasher: PasswordHasher | None = None,
     clock: Clock | None = None,
     rate_limiter: RateLimiter | None = None,
+    job_handler: JobHandler | None = None,
     **env: str,
 ) -> Served:
     """Bootstrap a container and serve the app over it; ``stack`` closes both."""
@@ -76,6 +79,7 @@ async def serve(
         password_hasher=password_hasher or Argon2PasswordHasher.for_tests(),
         clock=clock,
         rate_limiter=rate_limiter,
+        job_handler=job_handler,
     )
     stack.push_async_callback(container.aclose)
     app = create_app(container, extra_api_handlers=routes)

@@ -72,11 +72,17 @@ async def test_a_file_put_to_a_presigned_url_is_ingested_like_an_upload(world: W
     assert received.status_code == 200, received.text
     assert received.json() == {"key": presigned["key"], "size_bytes": len(CT)}
 
-    ingested = await from_storage(world, presigned["key"], patient_name="Big^File", model_id="m1")
+    unknown_model = await from_storage(world, presigned["key"], model_id="m1")
+    assert "not installed" in assert_problem(unknown_model, 422)["detail"]
+    ingested = await from_storage(
+        world, presigned["key"], patient_name="Big^File", model_id="demo-lesion-unet"
+    )
     assert ingested.status_code == 201, ingested.text
     body = ingested.json()
-    assert (body["processing_status"], body["job_id"]) == ("stored", None)
+    assert body["processing_status"] == "stored"
     headers = world.a.radiologist.headers
+    job = await world.client.get(f"/api/v1/jobs/{body['job_id']}", headers=headers)
+    assert job.json()["study_id"] == body["study_id"]
     file = await world.client.get(
         f"/api/v1/studies/{body['study_id']}/instances/1", headers=headers
     )

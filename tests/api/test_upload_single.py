@@ -1,5 +1,5 @@
 """``POST /api/v1/upload``: one file (plus an optional ``model_id``) in, the study, the image and
-the job out; and whatever bytes arrive, the answer is a 2xx or a 4xx, never a 5xx."""
+the job analysing it out; and whatever bytes arrive, the answer is a 2xx or a 4xx, never a 5xx."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ SEEDS = [
 """Valid files whose truncations the fuzz test sends."""
 
 
-async def test_one_file_answers_the_study_the_image_and_no_job_yet(world: World) -> None:
+async def test_one_file_answers_the_study_the_image_and_its_job(world: World) -> None:
     data = synthetic_ct_series(slices=1).files[0]
 
     response = await upload_one(
@@ -43,7 +43,13 @@ async def test_one_file_answers_the_study_the_image_and_no_job_yet(world: World)
         "processing_status",
         "uploaded_at",
     }
-    assert (body["job_id"], body["processing_status"]) == (None, "stored")
+    assert body["processing_status"] == "stored"
+    job = await world.client.get(f"/api/v1/jobs/{body['job_id']}", headers=world.a.key.headers)
+    assert job.status_code == 200, job.text
+    assert (job.json()["study_id"], job.json()["model_id"]) == (
+        body["study_id"],
+        "demo-lesion-unet",
+    )
     assert datetime.fromisoformat(body["uploaded_at"]).tzinfo is not None
     headers = world.a.radiologist.headers
     listing = await world.client.get(

@@ -30,6 +30,7 @@ from domain.values import MAX_PAGE_SIZE, Page
 from entrypoints.bootstrap import Container
 from entrypoints.http.dependencies import provide_container
 from entrypoints.http.identity.schemas import read_as
+from entrypoints.http.jobs.starting import analysis_model, start_analysis
 from entrypoints.http.security import provide_principal
 from entrypoints.http.studies.deidentify_at_ingest import ingest_preparer, refuse_patient_fields
 from entrypoints.http.studies.files import (
@@ -90,8 +91,8 @@ def ingest_read(result: IngestResult) -> IngestRead:
     )
 
 
-def upload_read(result: IngestResult) -> UploadRead:
-    """The answer for an upload of one file."""
+def upload_read(result: IngestResult, job_id: UUID | None = None) -> UploadRead:
+    """The answer for an upload of one file (and the analysis it started)."""
     only = result.files[0]
     study = next(entry.study for entry in result.studies if entry.study.id == only.study_id)
     assert result.at is not None
@@ -99,7 +100,7 @@ def upload_read(result: IngestResult) -> UploadRead:
         study_id=study.id,
         study_code=study.code,
         image_id=only.instance_id,
-        job_id=None,
+        job_id=job_id,
         processing_status="duplicate" if only.duplicate else "stored",
         uploaded_at=result.at,
     )
@@ -306,7 +307,8 @@ class UploadController(Controller):
                 raise InvalidInput("the upload has no file; send it as 'file'")
             if data.model_id is not None and not 1 <= len(data.model_id) <= 200:
                 raise InvalidInput("model_id must have 1 to 200 characters")
+            model_id = analysis_model(container, principal, data.model_id)
             result = await ingest_files(container, principal, data, uploads)
         finally:
             await close_uploads(uploads)
-        return upload_read(result)
+        return upload_read(result, await start_analysis(container, principal, result, model_id))

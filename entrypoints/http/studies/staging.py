@@ -37,6 +37,7 @@ from domain.services.uploads import (
 )
 from entrypoints.bootstrap import Container, derive_key
 from entrypoints.http.dependencies import provide_container
+from entrypoints.http.jobs.starting import analysis_model, start_analysis
 from entrypoints.http.security import provide_principal
 from entrypoints.http.studies.controllers import upload_read
 from entrypoints.http.studies.deidentify_at_ingest import ingest_preparer, refuse_patient_fields
@@ -208,6 +209,7 @@ class StagingController(Controller):
     ) -> UploadRead:
         ingest = container.services.ingest
         centre_id = await ingest.staged_upload(principal, data.key)
+        model_id = analysis_model(container, principal, data.model_id)
         overrides = overrides_of(data)
         modality = parse_modality(overrides.modality)
         store = container.blob_store
@@ -232,7 +234,7 @@ class StagingController(Controller):
             principal, IngestStudies(files=[upload], overrides=overrides, centre_id=centre_id)
         )
         await store.delete(data.key)
-        return upload_read(result)
+        return upload_read(result, await start_analysis(container, principal, result, model_id))
 
 
 def _safe(content_type: str | None) -> str | None:

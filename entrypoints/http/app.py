@@ -23,6 +23,7 @@ from litestar.types import ControllerRouterHandler
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.http.api import api_v1_router
 from entrypoints.http.dependencies import CONTAINER_STATE_KEY, METRICS_STATE_KEY
+from entrypoints.http.dicomweb import dicomweb_router
 from entrypoints.http.health import HealthController, MetricsController
 from entrypoints.http.observability import HttpMetrics, RequestContextMiddleware
 from entrypoints.http.openapi import openapi_document
@@ -80,6 +81,7 @@ def _build_app(
             MetricsController,
             openapi_document,
             api_v1_router(extra),
+            dicomweb_router(),
             *WEBSOCKET_HANDLERS,
         ],
         openapi_config=OpenAPIConfig(

@@ -36,6 +36,7 @@ from entrypoints.bootstrap import (
     ensure_private_dir,
     start_embedded_postgres,
 )
+from entrypoints.folder_tools import FOLDER_COMMANDS
 from entrypoints.http import create_app
 from entrypoints.logging import configure_logging
 from entrypoints.settings import Settings, SettingsError, redact_url
@@ -252,6 +253,10 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
         )
     finally:
         await container.aclose()
+
+
+for _command in FOLDER_COMMANDS:  # anonymize, export, metadata: folder tools, no server
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from adapters.dicom import attributes
 from adapters.dicom.seg_reading import check_series_reference, parse_dicom
-from adapters.dicom.source_grid import SourceGrid, place_sources
+from adapters.dicom.source_grid import SourceGrid, place_sources, read_header
 from domain.errors import InvalidInput
 from domain.imaging import Volume
 from domain.ports.segmentation import Structure
@@ -60,6 +60,13 @@ def even_odd_crossings(
         np.add.at(toggles[j], starts, 1)
     counts: npt.NDArray[np.int32] = np.cumsum(toggles[:, :width], axis=1, dtype=np.int32)
     return counts
+
+
+def _rtstruct_header(ds: Dataset) -> Dataset:
+    sop_class = str(ds.SOPClassUID)
+    if sop_class != RT_STRUCTURE_SET_STORAGE:
+        raise InvalidInput(f"the file is not an RT Structure Set (SOP class {sop_class})")
+    return ds
 
 
 def _roi_names(ds: Dataset) -> dict[int, str]:
@@ -138,11 +145,12 @@ class RtStructReader:
     (PS3.3 A.19): one :class:`Structure` per ROI of ``StructureSetROISequence``, in that
     order, named by ``ROIName`` (empty when the ROI has no closed contour)."""
 
+    def referenced_series(self, data: bytes) -> frozenset[str]:
+        ds = _rtstruct_header(read_header(data, what="segmentation file"))
+        return frozenset(_referenced_series(ds))
+
     def read(self, data: bytes, source_files: Sequence[bytes], volume: Volume) -> list[Structure]:
-        ds = parse_dicom(data, what="segmentation file")
-        sop_class = str(ds.SOPClassUID)
-        if sop_class != RT_STRUCTURE_SET_STORAGE:
-            raise InvalidInput(f"the file is not an RT Structure Set (SOP class {sop_class})")
+        ds = _rtstruct_header(parse_dicom(data, what="segmentation file"))
         grid = place_sources(source_files, volume)
         _check_reference(ds, grid)
         names = _roi_names(ds)

@@ -18,7 +18,13 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from adapters.dicom import attributes
-from adapters.dicom.source_grid import SourceGrid, place_sources, same_plane, slice_at
+from adapters.dicom.source_grid import (
+    SourceGrid,
+    place_sources,
+    read_header,
+    same_plane,
+    slice_at,
+)
 from domain.errors import InvalidInput
 from domain.imaging import Volume
 from domain.ports.segmentation import Structure
@@ -105,6 +111,21 @@ def _paste(target: npt.NDArray[np.bool_], frame: npt.NDArray[np.bool_], i0: int,
     target[top:bottom, left:right] |= frame[top - j0 : bottom - j0, left - i0 : right - i0]
 
 
+def _seg_header(ds: Dataset) -> Dataset:
+    sop_class = str(ds.SOPClassUID)
+    if sop_class not in SEG_SOP_CLASSES:
+        raise InvalidInput(f"the file is not a DICOM SEG (SOP class {sop_class})")
+    return ds
+
+
+def _seg_references(ds: Dataset) -> set[str]:
+    return {
+        str(item.SeriesInstanceUID)
+        for item in ds.get("ReferencedSeriesSequence") or []
+        if item.get("SeriesInstanceUID")
+    }
+
+
 class HighdicomSegmentationReader:
     """:class:`~domain.ports.segmentation.SegmentationReader` for DICOM SEG (PS3.3 A.51).
 
@@ -112,15 +133,13 @@ class HighdicomSegmentationReader:
     empty when the SEG has no frame for it.
     """
 
+    def referenced_series(self, data: bytes) -> frozenset[str]:
+        return frozenset(_seg_references(_seg_header(read_header(data, what="segmentation file"))))
+
     def read(self, data: bytes, source_files: Sequence[bytes], volume: Volume) -> list[Structure]:
-        ds = parse_dicom(data, what="segmentation file")
-        sop_class = str(ds.SOPClassUID)
-        if sop_class not in SEG_SOP_CLASSES:
-            raise InvalidInput(f"the file is not a DICOM SEG (SOP class {sop_class})")
+        ds = _seg_header(parse_dicom(data, what="segmentation file"))
         grid = place_sources(source_files, volume)
-        referenced = {
-            str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence") or []
-        }
+        referenced = _seg_references(ds)
         check_series_reference(referenced, grid, what="SEG")
         if not referenced and attributes.text(ds, "FrameOfReferenceUID") not in (
             None,

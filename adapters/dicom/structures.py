@@ -21,12 +21,18 @@ class DicomSegmentationReader:
         self._seg = HighdicomSegmentationReader()
         self._rtstruct = RtStructReader()
 
+    def referenced_series(self, data: bytes) -> frozenset[str]:
+        return self._reader_for(data).referenced_series(data)
+
     def read(self, data: bytes, source_files: Sequence[bytes], volume: Volume) -> list[Structure]:
+        return self._reader_for(data).read(data, source_files, volume)
+
+    def _reader_for(self, data: bytes) -> HighdicomSegmentationReader | RtStructReader:
         sop_class = str(read_header(data, what="segmentation file").SOPClassUID)
         if sop_class in SEG_SOP_CLASSES:
-            return self._seg.read(data, source_files, volume)
+            return self._seg
         if sop_class == RT_STRUCTURE_SET_STORAGE:
-            return self._rtstruct.read(data, source_files, volume)
+            return self._rtstruct
         raise InvalidInput(
             f"the file is neither a DICOM SEG nor an RT Structure Set (SOP class {sop_class})"
         )

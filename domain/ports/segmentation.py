@@ -59,6 +59,12 @@ class SegmentationWriter(Protocol):
 
 
 class SegmentationReader(Protocol):
+    def referenced_series(self, data: bytes) -> frozenset[str]:
+        """The ``SeriesInstanceUID``s the segmentation file says it was drawn on (empty when
+        it names none, e.g. an RTSTRUCT that gives only its frame of reference), so a caller
+        can find the source series among a study's. Raises ``InvalidInput`` for a file that is
+        not a segmentation this reader reads."""
+
     def read(self, data: bytes, source_files: Sequence[bytes], volume: Volume) -> list[Structure]:
         """The structures of a DICOM SEG or RTSTRUCT (Part 10 ``data``) on ``volume``'s grid,
         built from ``source_files``. RTSTRUCT contours are rasterised slice by slice. Raises

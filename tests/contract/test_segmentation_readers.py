@@ -160,3 +160,23 @@ def test_files_that_are_no_segmentation_are_refused(adapter, data, reason):
 
     with pytest.raises(InvalidInput, match=reason):
         adapter.reader.read(data, files, volume)
+
+
+def test_a_segmentation_names_the_series_it_was_drawn_on(adapter):
+    series, volume, _ = sphere_series()
+    data = adapter.make_file(series, volume, [("tumour", volume_centre(volume), 5.0)])
+
+    assert adapter.reader.referenced_series(data) == {series.series_instance_uid}
+
+
+@pytest.mark.parametrize("data", [b"", b"plain text, not DICOM"], ids=["empty", "not-dicom"])
+def test_no_series_is_named_by_a_file_that_is_not_dicom(adapter, data):
+    with pytest.raises(InvalidInput):
+        adapter.reader.referenced_series(data)
+
+
+def test_no_series_is_named_by_an_image(adapter):
+    series, _, _ = sphere_series()
+
+    with pytest.raises(InvalidInput, match=r"not a DICOM SEG|not an RT Structure Set|neither"):
+        adapter.reader.referenced_series(series.files[0])

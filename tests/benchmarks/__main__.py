@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.benchmarks import foundation, hounsfield_ingest, orthanc
+from tests.benchmarks import foundation, hounsfield_ingest, live_progress, orthanc
 from tests.benchmarks.machine import describe
 from tests.benchmarks.results import HttpRuns, Table
 
@@ -50,6 +50,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         help="files per Hounsfield request, e.g. 16,1",
     )
     parser.add_argument("--repeat", type=int, default=2, help="runs per configuration")
+    parser.add_argument(
+        "--events", type=int, default=300, help="progress events timed to a websocket client"
+    )
     parser.add_argument("--no-orthanc", action="store_true", help="skip the Orthanc comparison")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="the Markdown file to write")
     return parser.parse_args(argv)
@@ -150,6 +153,9 @@ def main(argv: list[str]) -> int:
     tables.append(_comparison(ours, theirs, args.levels, args.batch_sizes))
     tables.append(_attempt("Blob store", lambda w: foundation.blob_store(w, slices=args.slices)))
     tables.append(_attempt("Repository", lambda w: foundation.repositories(w, slices=args.slices)))
+    tables.append(
+        _attempt("Live progress", lambda w: live_progress.benchmark(w, events=args.events))
+    )
 
     lines = [
         "# Benchmarks",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from domain.errors import InvalidInput, NotFound, PermissionDenied
+from domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from domain.events import StudyAssigned
 from domain.identity import Principal, PrincipalKind, Role
 from domain.ports.services import Clock
@@ -103,6 +103,10 @@ class WorkflowService:
         async with self._uow() as uow:
             study = await visible_study(uow, principal, study_id)
             require_assigned(principal, study, action="open the study for review")
+            if study.status is StudyStatus.REPORT_GENERATED:
+                # the table allows going back to review, but only writing or verifying the
+                # report moves a study on from there; reopening would strand the draft
+                raise Conflict("the study already has a draft report; edit or verify it")
             stored = await uow.studies.update(
                 study.move_to(StudyStatus.IN_REVIEW, at=self._clock.now())
             )

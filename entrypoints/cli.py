@@ -38,8 +38,10 @@ from entrypoints.bootstrap import (
 )
 from entrypoints.folder_tools import FOLDER_COMMANDS
 from entrypoints.http import create_app
+from entrypoints.jobs import sweeping
 from entrypoints.logging import configure_logging
 from entrypoints.settings import Settings, SettingsError, redact_url
+from entrypoints.worker import run_workers
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -92,6 +94,39 @@ def serve(options: _Options, host: str | None, port: int | None) -> None:
         listener = _listen(settings.host, settings.port)
         with listener:
             _run_until_stopped(lambda: _serve(settings, listener, first_start=first_start))
+
+
+@cli.command()
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Worker processes (each with its own database pool and broker connection).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=2,
+    show_default=True,
+    help="Jobs each process runs at once.",
+)
+@click.option(
+    "--grace",
+    "grace_s",
+    type=click.FloatRange(0, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a running job gets to finish after SIGTERM before it is handed back.",
+)
+@click.pass_obj
+def worker(options: _Options, processes: int, threads: int, grace_s: float) -> None:
+    """Run queue workers (HOUNSFIELD_BROKER_URL) until SIGTERM or Ctrl-C."""
+    with _clean_failures():
+        settings = _settings(options)
+        configure_logging(level=settings.log_level, log_format=settings.effective_log_format)
+        status = run_workers(settings, processes=processes, threads=threads, grace_s=grace_s)
+    raise SystemExit(status)
 
 
 @cli.command()
@@ -350,8 +385,14 @@ async def _serve(settings: Settings, listener: socket.socket, *, first_start: bo
                 timeout_graceful_shutdown=30,
             )
         )
-        with suppress(_Stopped):
-            await server.serve(sockets=[listener])
+        runner = container.job_queue.runner
+        async with sweeping(
+            runner,
+            interval_s=settings.job_sweep_interval_s,
+            requeue_queued_at_start=container.job_queue.in_process is not None,
+        ):
+            with suppress(_Stopped):
+                await server.serve(sockets=[listener])
     finally:
         await container.aclose()
 

@@ -16,9 +16,6 @@ from uuid import UUID
 import structlog
 
 from adapters.queue import DramatiqTaskQueue, InProcessTaskQueue, broker_from_url
-from domain.errors import InvalidInput
-from domain.jobs import Job
-from domain.ports.jobs import ProgressReporter
 from domain.ports.messaging import TaskQueue
 from domain.services.job_runner import JobRunner, JobRunnerSettings
 from entrypoints.settings import Settings
@@ -69,20 +66,22 @@ class JobQueue:
     async def _run(self, job_id: str) -> None:
         await self.runner.run(UUID(job_id))
 
-    async def aclose(self) -> None:
-        """Stop taking jobs; running in-process jobs finish or are handed back."""
-        if self._runner is not None:
-            self._runner.begin_shutdown()
+    async def aclose(self, *, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Stop taking jobs; running in-process jobs get ``grace_s`` to finish, then go back
+        to the queue at their next progress report (what is still running after another
+        ``grace_s`` is cancelled; its lease expires and the next sweep queues it again)."""
+        runner = self._runner
         if self.in_process is not None:
-            await self.in_process.aclose(timeout_s=SHUTDOWN_GRACE_S)
+            if runner is not None:
+                runner.stop_claiming()  # the next start's sweep queues waiting jobs again
+            closing = asyncio.create_task(self.in_process.aclose(timeout_s=2 * grace_s))
+            done, _ = await asyncio.wait({closing}, timeout=grace_s)
+            if not done and runner is not None:
+                runner.begin_shutdown()
+            await closing
         if self.dramatiq is not None:
             await self.dramatiq.aclose()
             self.dramatiq.broker.close()
-
-
-async def no_analysis_handler(job: Job, progress: ProgressReporter) -> None:
-    """The handler while this build has no analysis pipeline: the job fails with why."""
-    raise InvalidInput("this installation has no analysis pipeline to run jobs with")
 
 
 @contextlib.asynccontextmanager

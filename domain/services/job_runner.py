@@ -112,19 +112,26 @@ class JobRunner:
         self._handler = handler
         self._clock = clock
         self._settings = settings or JobRunnerSettings()
+        self._claiming = True
         self._stopping = False
 
     @property
     def settings(self) -> JobRunnerSettings:
         return self._settings
 
+    def stop_claiming(self) -> None:
+        """Take no new jobs (their messages are dropped: only for queues that start empty,
+        whose jobs the next start's sweep queues again); running ones go on."""
+        self._claiming = False
+
     def begin_shutdown(self) -> None:
         """Running jobs go back to the queue at their next progress report; no new claims."""
+        self._claiming = False
         self._stopping = True
 
     async def run(self, job_id: Id) -> RunOutcome:
         """Run job ``job_id`` if it is queued; returns once its outcome is committed."""
-        if self._stopping:
+        if not self._claiming:
             return RunOutcome.SKIPPED
         job = await self._claim(job_id)
         if job is None:

@@ -24,7 +24,7 @@ setup:
     rm -f "{{venv}}"/.installed-*
     touch "$stamp"
 
-# run the API (and, later, the in-process worker) on the embedded default or the configured services
+# run the API (and, without a broker, the in-process job workers) on the embedded default or the configured services
 serve *args: setup
     {{bin}}/hounsfield serve {{args}}
 
@@ -47,10 +47,9 @@ migrate: setup
 bench: setup
     {{bin}}/python -m tests.benchmarks
 
-# run queue workers: not built yet (the jobs issue brings `hounsfield worker`)
-worker: setup
-    @echo "hounsfield worker is not built yet: jobs run on queues once the jobs issue lands" >&2
-    @exit 1
+# run queue workers against HOUNSFIELD_BROKER_URL and HOUNSFIELD_DATABASE_URL (args: --processes N --threads M --grace S)
+worker *args: setup
+    {{bin}}/hounsfield worker {{args}}
 
 # retrain the demo model on synthetic phantoms and export it (ONNX, TorchScript, manifest); args go to `train`
 export-model *args: setup

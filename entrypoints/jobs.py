@@ -48,7 +48,9 @@ class JobQueue:
         self.in_process: InProcessTaskQueue | None = None
         self.queue: TaskQueue
         if settings.broker_url:
-            self.dramatiq = DramatiqTaskQueue(broker_from_url(settings.broker_url))
+            self.dramatiq = DramatiqTaskQueue(
+                broker_from_url(settings.broker_url), queue_name=settings.job_queue_name
+            )
             self.queue = self.dramatiq
         else:
             self.in_process = InProcessTaskQueue(self._run, workers=settings.job_threads)

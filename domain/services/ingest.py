@@ -26,6 +26,7 @@ import msgspec
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import StudyUploaded
 from domain.identity import Principal, PrincipalKind
+from domain.imaging.ingest import ImageFormat
 from domain.ports.blobs import BlobStore
 from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -37,6 +38,7 @@ from domain.services.uploads import (
     IngestResult,
     IngestStudies,
     NormalisedOverrides,
+    RejectedFile,
     UploadedFile,
     check_uids,
     safe_file_name,
@@ -50,6 +52,7 @@ from domain.values import Id
 _CODE_ATTEMPTS = 10
 _INGEST_ATTEMPTS = 6
 _RETRY_PAUSE_S = 0.02
+_PATIENT_IDENTITY_REMOVED = "00120062"
 PARALLEL_PUTS = 8
 """Files of one upload written to the blob store at the same time (I/O bound: fsync, network)."""
 
@@ -148,6 +151,7 @@ class IngestService:
         files = [storable(upload) for upload in command.files]
         for upload in files:
             check_uids(upload)
+        await self._check_deidentified(centre_id, files)
         command = msgspec.structs.replace(command, files=files)
         for attempt in range(1, _INGEST_ATTEMPTS + 1):
             stored: list[str] = []
@@ -175,6 +179,26 @@ class IngestService:
                 detail=f"{entry.stored} stored, {entry.duplicates} duplicate(s)",
             )
         return result
+
+    async def _check_deidentified(self, centre_id: Id, files: list[UploadedFile]) -> None:
+        """A centre that de-identifies at ingest stores no DICOM file that does not say so
+        (``PatientIdentityRemoved`` YES): a guard for every way in, the ones that
+        de-identify on the way (uploads) and any that would not."""
+        async with self._uow() as uow:
+            centre = await uow.centres.get(centre_id)
+        if centre is None or not centre.deidentify_at_ingest:
+            return
+        for upload in files:
+            if upload.fields.instance.format is not ImageFormat.DICOM:
+                continue
+            element = upload.fields.header.get(_PATIENT_IDENTITY_REMOVED)
+            values = element.get("Value") if isinstance(element, dict) else None
+            if values != ["YES"]:
+                raise RejectedFile(
+                    upload.file_name,
+                    "this centre stores de-identified DICOM files only and this one was not "
+                    "de-identified (PatientIdentityRemoved is not YES)",
+                )
 
     async def _ingest_once(
         self,

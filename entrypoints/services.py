@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from adapters.dicom.deidentify import PydicomDeidentifier
 from adapters.dicom.segmentation import HighdicomSegmentationWriter
+from adapters.dicom.structures import DicomSegmentationReader
 from adapters.images.export import PillowImageCodec
 from adapters.imaging_volumes import StoredFileVolumeReader
 from adapters.reports import TemplateReportWriter
@@ -39,6 +40,7 @@ from domain.services.ingest import IngestService
 from domain.services.jobs import JobService
 from domain.services.models import ModelCatalogue
 from domain.services.reports import ReportService
+from domain.services.segmentation_measures import SegmentationMeasureService
 from domain.services.studies import StudyService
 from domain.services.users import UserService
 from domain.services.workflow import WorkflowService
@@ -70,6 +72,7 @@ class Services:
     deidentification: DeidentificationService
     export: ExportService
     models: ModelCatalogue
+    segmentation_measures: SegmentationMeasureService
 
 
 def token_service(settings: Settings, signing_key: bytes, clock: Clock) -> TokenService:
@@ -159,6 +162,13 @@ def build_services(
         ),
         export=ExportService(uow=uow, blobs=blobs, auditor=auditor, codec=PillowImageCodec()),
         models=ModelCatalogue(registry=models, engine=inference),
+        segmentation_measures=SegmentationMeasureService(
+            uow=uow,
+            blobs=blobs,
+            volumes=StoredFileVolumeReader(),
+            reader=DicomSegmentationReader(),
+            auditor=auditor,
+        ),
         jobs=JobService(
             uow=uow,
             queue=task_queue,

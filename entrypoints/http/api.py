@@ -17,6 +17,7 @@ from entrypoints.http.billing import BILLING_CONTROLLERS
 from entrypoints.http.identity.controllers import IDENTITY_CONTROLLERS
 from entrypoints.http.interop import INTEROP_CONTROLLERS
 from entrypoints.http.jobs import JOB_CONTROLLERS
+from entrypoints.http.measure import MEASURE_CONTROLLERS
 from entrypoints.http.models import MODEL_CONTROLLERS
 from entrypoints.http.security import AuthenticationMiddleware
 from entrypoints.http.studies import STUDY_CONTROLLERS
@@ -56,6 +57,7 @@ API_V1_CONTROLLERS: list[ControllerRouterHandler] = [
     *BILLING_CONTROLLERS,
     *INTEROP_CONTROLLERS,
     *MODEL_CONTROLLERS,
+    *MEASURE_CONTROLLERS,
     *JOB_CONTROLLERS,
     *ANALYSIS_CONTROLLERS,
 ]

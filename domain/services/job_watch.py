@@ -14,17 +14,14 @@ client sees is coherent even when events are late or repeated:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
-from domain.errors import NotFound
 from domain.events import JobEvent
 from domain.identity import Principal
 from domain.jobs import JOB_TRANSITIONS, Job, JobStage, JobStatus
-from domain.ports.unit_of_work import UnitOfWorkFactory
-from domain.services.access import ensure_visible
 from domain.services.auditing import Auditor
-from domain.services.jobs import require_job_reader
 from domain.values import Id
 
 FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -89,23 +86,26 @@ class JobStream:
         return update
 
 
-class JobWatchService:
-    """Admits watchers: the same visibility as reading the job (tenancy first, then a key's
-    ``jobs:read`` scope), and every watch goes to the audit trail."""
+class JobReader(Protocol):
+    """Reads one job for a principal, with the visibility rules of reading it over HTTP
+    (:meth:`domain.services.jobs.JobService.get`)."""
 
-    def __init__(self, *, uow: UnitOfWorkFactory, auditor: Auditor) -> None:
-        self._uow = uow
+    async def get(self, principal: Principal, job_id: Id) -> Job: ...
+
+
+class JobWatchService:
+    """Admits watchers: whoever may read a job may watch it (tenancy first, then a key's
+    ``jobs:read`` scope, as :class:`~domain.services.jobs.JobService` decides), and every
+    watch goes to the audit trail."""
+
+    def __init__(self, *, jobs: JobReader, auditor: Auditor) -> None:
+        self._jobs = jobs
         self._auditor = auditor
 
     async def watch(self, principal: Principal, job_id: Id) -> JobStream:
         """The stream of a job the principal may see; ``NotFound`` for an unknown job and for
         one of another centre alike. Subscribe to the job's events *before* calling this, so
         no change falls between the state read here and the first event."""
-        async with self._uow() as uow:
-            job = await uow.jobs.get(job_id)
-        if job is None:
-            raise NotFound("job", job_id)
-        ensure_visible(principal, job.centre_id, "job", job_id)
-        require_job_reader(principal)
+        job = await self._jobs.get(principal, job_id)
         await self._auditor.record(principal, "job.watch", "job", job.id, centre_id=job.centre_id)
         return JobStream(job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -10,12 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.system import UuidIdGenerator
 from domain.audit import AuditQuery
 from domain.errors import NotFound, PermissionDenied
 from domain.events import JobCompleted, JobEvent, JobFailed, JobProgressed, JobQueued
 from domain.identity import Principal, PrincipalKind, Scope
 from domain.jobs import Job, JobStage, JobStatus
 from domain.services.job_watch import JobStream, JobWatchService
+from domain.services.jobs import JobService
 from domain.values import Page
 from tests.unit.factories import T0, a_job
 from tests.unit.identity_world import build_world
@@ -147,6 +150,40 @@ def test_progress_seen_by_a_watcher_is_monotonic(progresses: list[float]) -> Non
 # -- the use case -------------------------------------------------------------------------
 
 
+class NoQueue:
+    """Watching never sends a job anywhere."""
+
+    async def enqueue(self, job_id: uuid.UUID, *, delay_s: float = 0.0) -> None:
+        raise AssertionError("watching a job must not enqueue it")
+
+    async def ping(self) -> None:
+        return None
+
+
+class NoModels:
+    def get(self, model_id: str) -> None:
+        return None
+
+    def list(self) -> list[object]:
+        return []
+
+    def problems(self) -> list[object]:
+        return []
+
+
+def watch_service(world: Any) -> JobWatchService:
+    """Watching on the real JobService: the same visibility as reading a job."""
+    jobs = JobService(
+        uow=world.db.unit_of_work,
+        queue=NoQueue(),
+        models=NoModels(),  # type: ignore[arg-type]
+        clock=world.clock,
+        ids=UuidIdGenerator(),
+        auditor=world.auditor,
+    )
+    return JobWatchService(jobs=jobs, auditor=world.auditor)
+
+
 async def stored(world: Any, job: Job) -> Job:
     async with world.db.unit_of_work() as uow:
         await uow.jobs.add(job)
@@ -156,7 +193,7 @@ async def stored(world: Any, job: Job) -> Job:
 
 async def test_a_member_of_the_jobs_centre_may_watch_it_and_it_is_audited() -> None:
     world = await build_world()
-    service = JobWatchService(uow=world.db.unit_of_work, auditor=world.auditor)
+    service = watch_service(world)
     job = await stored(world, running_job(centre_id=world.centre_a))
 
     stream = await service.watch(world.as_("technician-a"), job.id)
@@ -168,7 +205,7 @@ async def test_a_member_of_the_jobs_centre_may_watch_it_and_it_is_audited() -> N
 
 async def test_a_job_of_another_centre_is_not_found_like_an_unknown_one() -> None:
     world = await build_world()
-    service = JobWatchService(uow=world.db.unit_of_work, auditor=world.auditor)
+    service = watch_service(world)
     job = await stored(world, running_job(centre_id=world.centre_a))
 
     missing = uuid4()
@@ -184,7 +221,7 @@ async def test_a_job_of_another_centre_is_not_found_like_an_unknown_one() -> Non
 
 async def test_a_key_without_jobs_read_may_not_watch() -> None:
     world = await build_world()
-    service = JobWatchService(uow=world.db.unit_of_work, auditor=world.auditor)
+    service = watch_service(world)
     job = await stored(world, running_job(centre_id=world.centre_a))
     key = Principal(
         kind=PrincipalKind.API_KEY,

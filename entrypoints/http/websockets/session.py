@@ -70,7 +70,7 @@ class JobSocket:
         self._container = container
         self.principal = principal
         self._watcher = JobWatchService(
-            uow=container.uow_factory, auditor=container.services.auditor
+            jobs=container.services.jobs, auditor=container.services.auditor
         )
         self._send_lock = asyncio.Lock()
         self._last_sent = time.monotonic()

@@ -434,3 +434,41 @@ def test_an_idle_connection_gets_heartbeats(make_live: Callable[..., Live]) -> N
         beats = [receive(ws) for _ in range(3)]
     assert [beat["type"] for beat in beats] == ["heartbeat"] * 3
     assert all(datetime.fromisoformat(beat["timestamp"]) for beat in beats)
+
+
+# -- with the jobs API --------------------------------------------------------------------
+
+
+def test_reports_of_an_external_processor_reach_the_subscriber(live: Live) -> None:
+    world = live.world
+    job = live.new_job(world.a.id)
+    created = live.client.post(
+        "/api/v1/api-keys",
+        headers=world.admin.headers,
+        json={"name": "a processor", "scopes": ["jobs:report"], "centre_id": str(world.a.id)},
+    )
+    assert created.status_code == 201, created.text
+    processor = {"X-API-Key": created.json()["key"]}
+    reports = [
+        {"status": "running", "stage": "inference", "progress": 0.3, "message": "half way"},
+        {"stage": "postprocessing", "progress": 0.9},
+        {"status": "completed"},
+    ]
+    with live.connect(f"/ws/jobs/{job.id}", world.a.radiologist.headers) as ws:
+        assert state(receive(ws))[0] == "queued"
+        for report in reports:
+            answer = live.client.post(
+                f"/api/v1/jobs/{job.id}/events", headers=processor, json=report
+            )
+            assert answer.status_code in (200, 201), answer.text
+        seen = []
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                seen.append(state(receive(ws)))
+
+    assert seen[-1][0] == "completed" and seen[-1][2] == 1.0
+    assert ("running", "inference", 0.3, "half way") in seen
+    assert ("running", "postprocessing", 0.9, None) in seen
+    progress = [value for _, _, value, _ in seen]
+    assert progress == sorted(progress)
+    assert closed.value.code == 1000

@@ -7,9 +7,13 @@ partial); bad options are a 4xx problem; stored files never change.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import zipfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom import dcmread
+from pydicom.data import get_testdata_files
 
-from tests.api.identity_fixtures import World, assert_problem
+from tests.api.conftest import serve
+from tests.api.identity_fixtures import World, assert_problem, seed_world
 from tests.api.studies_helpers import multipart, post_studies, stored_keys
 from tests.fixtures.imaging import expected_hu, synthetic_ct_series
 
@@ -387,3 +393,46 @@ async def test_other_centres_still_store_files_as_received(world: World) -> None
         f"/api/v1/studies/{study_id}/instances/1", headers=world.b.technician.headers
     )
     assert stored.content == series.files[0]
+
+
+# -- pydicom's files through the batch route ----------------------------------------------------
+
+PYDICOM_FILES = sorted(Path(f) for f in get_testdata_files() if Path(f).is_file())
+PYDICOM_ROOT = Path(get_testdata_files("CT_small.dcm")[0]).parent
+
+
+@pytest.fixture(scope="module")
+async def corpus_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    """One app for the corpus (its requests store nothing), with room for ~180 requests."""
+    async with AsyncExitStack() as stack:
+        served = await serve(
+            stack,
+            tmp_path_factory.mktemp("deidentify-corpus") / "data",
+            rate_limit_uploads_per_minute="100000",
+            rate_limit_reads_per_minute="100000",
+        )
+        yield await seed_world(served)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(
+    "path", PYDICOM_FILES, ids=[str(p.relative_to(PYDICOM_ROOT)) for p in PYDICOM_FILES]
+)
+async def test_each_pydicom_file_is_deidentified_or_refused_with_a_reason(
+    corpus_world: World, path: Path
+) -> None:
+    data = await asyncio.to_thread(path.read_bytes)
+
+    response = await corpus_world.client.post(
+        "/api/v1/anonymize/batch",
+        headers=corpus_world.a.technician.headers,
+        files=multipart([(path.name, data)]),
+    )
+
+    assert response.status_code < 500, response.text
+    if response.status_code == 200:
+        out = unzip(response)
+        assert dcmread(io.BytesIO(out["00001.dcm"])).PatientIdentityRemoved == "YES"
+    else:
+        problem = assert_problem(response, 422)
+        assert path.name in problem["detail"]

@@ -164,3 +164,29 @@ async def test_a_second_analysis_hook_call_keeps_the_first_draft(world: World):
     )
     assert len(drafts) == 1 and drafts[0]["analysis_result_id"] == str(result.id)
     assert "No lesion detected by the model." in drafts[0]["findings"]
+
+
+async def test_a_radiologists_worklist_has_the_most_urgent_first(world: World):
+    client, a = world.client, world.a
+    ids = {}
+    for urgency in ("routine", "stat", "urgent"):
+        ids[urgency] = str(await upload_ct(client, a.technician, urgency=urgency))
+        await ok(
+            await client.patch(
+                f"/api/v1/studies/{ids[urgency]}/assign",
+                headers=a.technician.headers,
+                json={"radiologist_id": str(a.radiologist.id)},
+            )
+        )
+    unassigned = str(await upload_ct(client, a.technician, urgency="stat"))
+
+    worklist = await ok(
+        await client.get(
+            "/api/v1/studies",
+            headers=a.radiologist.headers,
+            params={"assigned_radiologist_id": str(a.radiologist.id)},
+        )
+    )
+
+    assert [s["id"] for s in worklist] == [ids["stat"], ids["urgent"], ids["routine"]]
+    assert unassigned not in {s["id"] for s in worklist}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import re
 import sys
 from typing import Literal, TextIO
 
@@ -28,12 +29,29 @@ def _drop_noise(
     return event_dict
 
 
+_QUERY_STRING = re.compile(
+    r'((?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|WebSocket) /[^\s"?]*)\?[^\s"]*'
+)
+
+
+def _drop_query_strings(
+    logger: object, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """uvicorn logs each websocket handshake with its query string, where browsers put their
+    credentials (``/ws?token=...``); lines keep the path only."""
+    event = event_dict.get("event")
+    if isinstance(event, str) and "?" in event:
+        event_dict["event"] = _QUERY_STRING.sub(r"\1?<query omitted>", event)
+    return event_dict
+
+
 _SHARED_PROCESSORS: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
     _drop_noise,
+    _drop_query_strings,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 

@@ -119,13 +119,14 @@ class ExportService:
             NotFound: an image does not exist or belongs to another centre (nothing exported).
             InvalidInput: a stored file cannot be decoded, or the window is not valid.
         """
-        require_study_reader(principal)
         wanted = list(dict.fromkeys(command.image_ids))
         async with self._uow() as uow:
             instances = [await uow.instances.get(image_id) for image_id in wanted]
+        # tenancy first: another centre's image is not found, whatever the key's scopes
         for image_id, instance in zip(wanted, instances, strict=True):
             if instance is None or not principal.can_see_centre(instance.centre_id):
                 raise NotFound("image", image_id)
+        require_study_reader(principal)
         files: list[NamedFile] = []
         for instance in instances:
             assert instance is not None

@@ -24,7 +24,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_files
 
 from tests.api.conftest import serve
-from tests.api.identity_fixtures import World, assert_problem, seed_world
+from tests.api.identity_fixtures import World, assert_problem, create_key, seed_world
 from tests.api.studies_helpers import multipart, post_studies, stored_keys
 from tests.fixtures.imaging import expected_hu, synthetic_ct_series
 
@@ -292,6 +292,41 @@ async def test_one_image_of_another_centre_makes_the_whole_export_not_found(
     )
 
     assert_problem(response, 404)
+
+
+async def test_a_key_without_studies_read_is_refused_but_sees_no_other_centre(
+    world: World,
+) -> None:
+    ours = await upload_ct(world, slices=1)
+    theirs = await post_studies(
+        world.client,
+        world.b.technician.headers,
+        [("b.dcm", synthetic_ct_series(slices=1).files[0])],
+    )
+    key = await create_key(
+        world.client,
+        world.a.manager.headers,
+        name="jobs only",
+        centre_id=world.a.id,
+        scopes=["jobs:read"],
+    )
+    headers = {"X-API-Key": key.secret}
+
+    own = await world.client.post(
+        "/api/v1/export", headers=headers, json={"image_ids": ours["instance_ids"]}
+    )
+    other = await world.client.post(
+        "/api/v1/export",
+        headers=headers,
+        json={"image_ids": [theirs.json()["files"][0]["instance_id"]]},
+    )
+    study = await world.client.post(
+        f"/api/v1/studies/{ours['study_id']}/anonymize", headers=headers
+    )
+
+    assert_problem(own, 403)
+    assert_problem(other, 404)
+    assert_problem(study, 403)
 
 
 @pytest.mark.parametrize(

@@ -89,11 +89,13 @@ class DicomWebService:
         async with self._uow() as uow:
             if request.level is QidoLevel.STUDY:
                 studies = await uow.dicom.studies(query, page)
-                total = await uow.dicom.count_studies(query)
+                known = _known_total(page, len(studies))
+                total = known if known is not None else await uow.dicom.count_studies(query)
                 found = [study_result(m, urls, include, request.include_all) for m in studies]
             elif request.level is QidoLevel.SERIES:
                 series = await uow.dicom.series(query, page)
-                total = await uow.dicom.count_series(query)
+                known = _known_total(page, len(series))
+                total = known if known is not None else await uow.dicom.count_series(query)
                 found = [
                     series_result(
                         m,
@@ -106,7 +108,8 @@ class DicomWebService:
                 ]
             else:
                 instances = await uow.dicom.instances(query, page)
-                total = await uow.dicom.count_instances(query)
+                known = _known_total(page, len(instances))
+                total = known if known is not None else await uow.dicom.count_instances(query)
                 found = [
                     instance_result(
                         m,
@@ -197,6 +200,14 @@ class DicomWebService:
     async def read_file(self, instance: Instance) -> bytes:
         """The stored file of an instance the caller was already allowed to read."""
         return await self._blobs.get(instance.storage_key)
+
+
+def _known_total(page: Page, found: int) -> int | None:
+    """The total when a page says it: a short page that has rows, or a short first page
+    (no count query needed); ``None`` when only counting can tell."""
+    if found < page.limit and (found or page.skip == 0):
+        return page.skip + found
+    return None
 
 
 def _not_found(study_uid: str, series_uid: str | None, sop_uid: str | None) -> NotFound:

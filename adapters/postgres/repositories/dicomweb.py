@@ -193,26 +193,26 @@ class PostgresDicomQueryRepository:
         studies = [_study_from_row(row) for row in rows]
         if not studies:
             return []
-        ids = [s.id for s in studies]
-        counts = await self._connection.fetch(
-            "SELECT study_id, count(*) AS instances, count(DISTINCT series_id) AS series, "
+        rows = await self._connection.fetch(
+            "SELECT x.id, a.instances, a.series, a.modalities, h.header "
+            "FROM unnest($1::uuid[]) AS x(id) CROSS JOIN LATERAL ("
+            "SELECT count(*) AS instances, count(DISTINCT series_id) AS series, "
             f"array_agg(DISTINCT {MODALITY_SQL.format(alias='i')}) AS modalities "
-            "FROM instances i WHERE study_id = ANY($1) GROUP BY study_id",
-            ids,
+            "FROM instances i WHERE i.study_id = x.id) a LEFT JOIN LATERAL ("
+            "SELECT header FROM instances WHERE study_id = x.id ORDER BY id LIMIT 1) h ON true",
+            [s.id for s in studies],
         )
-        by_study = {row["study_id"]: row for row in counts}
-        headers = await self._first_headers("study_id", ids)
+        by_study = {row["id"]: row for row in rows}
         hits = []
         for study in studies:
-            row = by_study.get(study.id)
-            modalities = sorted(m for m in (row["modalities"] if row else []) if m)
+            row = by_study[study.id]
             hits.append(
                 StudyMatch(
                     study=study,
-                    modalities=tuple(modalities),
-                    series_count=row["series"] if row else 0,
-                    instance_count=row["instances"] if row else 0,
-                    header=headers.get(study.id, {}),
+                    modalities=tuple(sorted(m for m in row["modalities"] or () if m)),
+                    series_count=row["series"],
+                    instance_count=row["instances"],
+                    header=row["header"] or {},
                 )
             )
         return hits

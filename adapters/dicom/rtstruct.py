@@ -121,7 +121,8 @@ def _contour_slice(
 
 
 def _rasterise(volume: Volume, contours: Sequence[Dataset], *, name: str) -> npt.NDArray[np.bool_]:
-    crossings = np.zeros(volume.shape, dtype=np.int32)
+    # per slice, so a structure costs one boolean volume, not an int32 one
+    crossings: dict[int, npt.NDArray[np.int32]] = {}
     for contour in contours:
         if attributes.text(contour, "ContourGeometricType") != "CLOSED_PLANAR":
             continue  # points and open polylines enclose nothing
@@ -135,8 +136,11 @@ def _rasterise(volume: Volume, contours: Sequence[Dataset], *, name: str) -> npt
         if not np.all(np.isfinite(points)):
             raise InvalidInput(f"a contour of '{name}' has a non-finite coordinate")
         k, indices = _contour_slice(volume, points, name=name)
-        crossings[k] += even_odd_crossings(indices[:, 0], indices[:, 1], volume.shape[1:])
-    mask: npt.NDArray[np.bool_] = (crossings % 2).astype(np.bool_)
+        found = even_odd_crossings(indices[:, 0], indices[:, 1], volume.shape[1:])
+        crossings[k] = crossings[k] + found if k in crossings else found
+    mask = np.zeros(volume.shape, dtype=np.bool_)
+    for k, counts in crossings.items():
+        mask[k] = counts % 2 == 1
     return mask
 
 

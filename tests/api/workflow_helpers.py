@@ -12,16 +12,20 @@ from domain.jobs import Job, JobStatus
 from domain.metrics import TumorMetrics
 from entrypoints.bootstrap import Container
 from tests.api.identity_fixtures import Member
-from tests.api.studies_helpers import upload_one
+from tests.api.studies_helpers import post_studies
 from tests.fixtures.imaging import synthetic_ct_series
 
 
 async def upload_ct(client: httpx.AsyncClient, technician: Member, **fields: str) -> UUID:
-    """A one-slice CT study uploaded by ``technician``; its id."""
+    """A one-slice CT study uploaded by ``technician`` through ``POST /studies``; its id.
+
+    Not ``POST /upload``: with one model installed that also starts an analysis, whose AI
+    draft would race with the results these tests store themselves.
+    """
     data = synthetic_ct_series(slices=1).files[0]
-    response = await upload_one(client, technician.headers, "ct.dcm", data, **fields)
+    response = await post_studies(client, technician.headers, [("ct.dcm", data)], **fields)
     assert response.status_code == 201, response.text
-    return UUID(response.json()["study_id"])
+    return UUID(response.json()["studies"][0]["id"])
 
 
 def lesion_metrics(volume_mm3: float, diameter_mm: float) -> TumorMetrics:

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.benchmarks import foundation, hounsfield_ingest, live_progress, orthanc
+from tests.benchmarks import deidentify, foundation, hounsfield_ingest, live_progress, orthanc
 from tests.benchmarks.machine import describe
 from tests.benchmarks.results import HttpRuns, Table
 
@@ -155,6 +155,13 @@ def main(argv: list[str]) -> int:
     tables.append(_attempt("Repository", lambda w: foundation.repositories(w, slices=args.slices)))
     tables.append(
         _attempt("Live progress", lambda w: live_progress.benchmark(w, events=args.events))
+    )
+
+    tables.append(
+        _attempt(
+            "De-identification",
+            lambda w: deidentify.benchmark(w, slices=args.slices, repeat=args.repeat),
+        )
     )
 
     lines = [

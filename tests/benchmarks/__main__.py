@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.benchmarks import deidentify, foundation, hounsfield_ingest, live_progress, orthanc
+from tests.benchmarks.dicomweb import benchmark as dicomweb_benchmark
 from tests.benchmarks.machine import describe
 from tests.benchmarks.results import HttpRuns, Table
 
@@ -155,6 +156,12 @@ def main(argv: list[str]) -> int:
     tables.append(_attempt("Repository", lambda w: foundation.repositories(w, slices=args.slices)))
     tables.append(
         _attempt("Live progress", lambda w: live_progress.benchmark(w, events=args.events))
+    )
+    tables.append(
+        _attempt(
+            "DICOMweb",
+            lambda w: dicomweb_benchmark(w, slices=args.slices, with_orthanc=not args.no_orthanc),
+        )
     )
 
     tables.append(

@@ -272,7 +272,14 @@ def measure(
     )
 
 
-def benchmark(workdir: Path, *, slices: int, studies: int = 100, repeat: int = 50) -> Table:
+def benchmark(
+    workdir: Path,
+    *,
+    slices: int,
+    studies: int = 100,
+    repeat: int = 50,
+    with_orthanc: bool = True,
+) -> Table:
     table = Table(
         title="DICOMweb reads: QIDO-RS and WADO-RS against Orthanc's DICOMweb plugin",
         headers=["request", "Hounsfield", "Orthanc + DICOMweb plugin", "Orthanc / Hounsfield"],
@@ -299,7 +306,9 @@ def benchmark(workdir: Path, *, slices: int, studies: int = 100, repeat: int = 5
     finally:
         server.stop()
     binary = orthanc.orthanc_binary()
-    if binary is None or not ORTHANC_PLUGIN.exists():
+    if not with_orthanc:
+        table.remarks.append("Orthanc skipped (`--no-orthanc`).")
+    elif binary is None or not ORTHANC_PLUGIN.exists():
         table.remarks.append(
             f"Orthanc or its DICOMweb plugin is not installed here (`{orthanc.INSTALL}`)."
         )

@@ -113,6 +113,8 @@ def date_range(text: str, keyword: str = "StudyDate") -> DateRange:
     end = _date(end_text.replace("-", ""), keyword) if end_text else None
     if dash is None:
         end = start
+    if start is None and end is None:
+        raise InvalidInput(f"{keyword} {text!r}: a range needs at least one end")
     if start is not None and end is not None and start > end:
         raise InvalidInput(f"{keyword} {text!r}: the range ends before it starts")
     return DateRange(start=start, end=end)

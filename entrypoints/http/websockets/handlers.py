@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from litestar import WebSocket, websocket
@@ -95,7 +95,7 @@ class Subscriptions:
 
 
 @websocket("/ws", name="ws-jobs")
-async def job_updates(socket: WebSocket) -> None:
+async def job_updates(socket: WebSocket[Any, Any, Any]) -> None:
     """Subscribe to and unsubscribe from jobs; updates of every subscribed job."""
     connection = await JobSocket.open(socket)
     if connection is None:
@@ -121,7 +121,7 @@ async def job_updates(socket: WebSocket) -> None:
 
 
 @websocket("/ws/jobs/{job_id:str}", name="ws-job")
-async def one_job(socket: WebSocket, job_id: FromPath[str]) -> None:
+async def one_job(socket: WebSocket[Any, Any, Any], job_id: FromPath[str]) -> None:
     """One job's state, then every change; closed (1000) once the job ends."""
     connection = await JobSocket.open(socket)
     if connection is None:

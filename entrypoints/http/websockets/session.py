@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import structlog
@@ -65,7 +65,9 @@ class JobSocket:
     """An accepted, authenticated websocket. Sends are serialised (subscription tasks and the
     heartbeat share the connection) and stop quietly once the client is gone."""
 
-    def __init__(self, socket: WebSocket, container: Container, principal: Principal) -> None:
+    def __init__(
+        self, socket: WebSocket[Any, Any, Any], container: Container, principal: Principal
+    ) -> None:
         self._socket = socket
         self._container = container
         self.principal = principal
@@ -77,7 +79,7 @@ class JobSocket:
         self.closed = False
 
     @classmethod
-    async def open(cls, socket: WebSocket) -> JobSocket | None:
+    async def open(cls, socket: WebSocket[Any, Any, Any]) -> JobSocket | None:
         """Authenticate and accept; ``None`` (the socket closed with a 44xx code) when the
         credentials are missing or refused."""
         container: Container = socket.app.state[CONTAINER_STATE_KEY]

@@ -67,8 +67,9 @@ async def measure(world: World, headers, study_id: str | None, data: bytes | Non
     ("make_file", "label"), [(sphere_rtstruct, "GTV"), (sphere_seg, "lesion A")]
 )
 async def test_a_sphere_is_measured_within_a_few_percent_of_its_true_size(
-    world: World, make_file, label
+    world_on_each_database: World, make_file, label
 ):
+    world = world_on_each_database
     series = ct_series()
     study_id = await upload_study(world, series)
 

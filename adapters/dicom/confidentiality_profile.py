@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as _table
+from dicomanonymizer.dicom_anonymization_databases import (  # type: ignore[import-untyped]
+    dicomfields_2026c as _table,
+)
 
 EDITION = "2026c"
 """The edition of PS3.15 the table was generated from."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from pydicom import dcmread
+from pydicom.encaps import get_frame
 from pydicom.uid import RLELossless
 
 from tests.api.dicomweb_helpers import (
@@ -368,3 +369,73 @@ async def test_the_same_study_in_two_centres_stays_apart(world: World):
         found = await world.client.get(path, headers={**member.headers, **JSON})
         counts.append(len(found.json()))
     assert counts == [3, 1]
+
+
+# -- transfer syntaxes ----------------------------------------------------------------------
+
+
+def reencoded(data: bytes, syntax: str) -> bytes:
+    ds = dcmread(io.BytesIO(data))
+    if syntax == str(RLELossless):
+        ds.compress(RLELossless)
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+    ds.file_meta.TransferSyntaxUID = syntax
+    out = io.BytesIO()
+    ds.save_as(out, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    return out.getvalue()
+
+
+async def stored_as(world: World, syntax: str) -> tuple[bytes, bytes, str]:
+    """(original explicit VR file, the stored re-encoded file, its instance URL)."""
+    original = synthetic_ct_series(slices=1, rows=8, columns=6).files[0]
+    data = reencoded(original, syntax)
+    assert (await stow(world, [data])).status_code == 200
+    ds = dcmread(io.BytesIO(data))
+    url = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    return original, data, url
+
+
+async def test_instances_stored_in_implicit_vr_are_re_encoded_unless_any_syntax_is_accepted(
+    world: World,
+):
+    original, data, url = await stored_as(world, "1.2.840.10008.1.2")
+    headers = world.a.radiologist.headers
+    plain = await world.client.get(
+        url, headers={**headers, "Accept": 'multipart/related; type="application/dicom"'}
+    )
+    ((kind, body),) = parts(plain.headers["content-type"], plain.content)
+    assert kind == "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
+    explicit = dcmread(io.BytesIO(body))
+    assert explicit.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert explicit.PixelData == dcmread(io.BytesIO(original)).PixelData
+    anything = await world.client.get(
+        url,
+        headers={
+            **headers,
+            "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*',
+        },
+    )
+    assert parts(anything.headers["content-type"], anything.content)[0][1] == data
+
+
+async def test_compressed_frames_come_as_stored_or_decoded(world: World):
+    original, data, url = await stored_as(world, str(RLELossless))
+    headers = world.a.radiologist.headers
+    as_stored = await world.client.get(url + "/frames/1", headers={**headers, "Accept": "*/*"})
+    ((kind, body),) = parts(as_stored.headers["content-type"], as_stored.content)
+    assert kind == f"image/dicom-rle; transfer-syntax={RLELossless}"
+    assert body == get_frame(dcmread(io.BytesIO(data)).PixelData, 0, number_of_frames=1)
+    decoded = await world.client.get(
+        url + "/frames/1",
+        headers={**headers, "Accept": 'multipart/related; type="application/octet-stream"'},
+    )
+    ((kind, body),) = parts(decoded.headers["content-type"], decoded.content)
+    assert kind == "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"
+    assert body == pixel_frame(original, 1)
+    metadata = await world.client.get(url + "/metadata", headers=headers)
+    assert metadata.json()[0]["7FE00010"]["vr"] == "OB"

@@ -9,7 +9,7 @@ the patient's name. The report counts changes per attribute and never holds a va
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from domain.deidentification import (
@@ -30,6 +30,7 @@ from domain.services.access import ensure_visible
 from domain.services.auditing import Auditor
 from domain.services.studies import require_study_reader
 from domain.services.uploads import RejectedFile
+from domain.studies import Instance
 from domain.values import Id
 
 MAX_BATCH_FILES = 10_000
@@ -48,6 +49,50 @@ class NamedFile:
 class DeidentifiedFiles:
     files: list[NamedFile]
     report: DeidentificationReport
+
+
+class DeidentifiedStream:
+    """The files of one run as they are made; :meth:`report` once they have all been read."""
+
+    def __init__(
+        self,
+        service: DeidentificationService,
+        instances: Sequence[Instance],
+        options: DeidentificationOptions,
+    ) -> None:
+        self._service = service
+        self._instances = instances
+        self._options = options
+        self._plan = DeidentificationPlan.fresh(options)
+        self._tally = ChangeTally()
+        self._done = False
+
+    def __aiter__(self) -> AsyncIterator[NamedFile]:
+        return self._files()
+
+    async def _files(self) -> AsyncIterator[NamedFile]:
+        series_positions: dict[Id, int] = {}
+        counts: dict[Id, int] = {}
+        for instance in self._instances:
+            series = series_positions.setdefault(instance.series_id, len(series_positions) + 1)
+            counts[instance.series_id] = counts.get(instance.series_id, 0) + 1
+            name = f"{series:03d}/{counts[instance.series_id]:05d}.dcm"
+            if instance.content_type != ImageFormat.DICOM.content_type:
+                self._tally.refused.append(RefusedFile(name=name, reason="not a DICOM instance"))
+                continue
+            data = await self._service.stored(instance)
+            try:
+                made = await self._service.deidentify_one(data, self._plan, self._tally)
+            except InvalidInput as err:
+                self._tally.refused.append(RefusedFile(name=name, reason=err.detail))
+                continue
+            yield NamedFile(name, made)
+        self._done = True
+
+    def report(self) -> DeidentificationReport:
+        if not self._done:
+            raise RuntimeError("the report is ready once every file has been read")
+        return self._tally.report(self._options)
 
 
 class DeidentificationService:
@@ -70,9 +115,24 @@ class DeidentificationService:
     async def study(
         self, principal: Principal, study_id: Id, options: DeidentificationOptions
     ) -> DeidentifiedFiles:
-        """Every DICOM instance of a study, de-identified in one run (one UID map), as
-        ``<series position>/<instance position>.dcm``; converted images (NIfTI, PNG, JPEG)
-        have no DICOM header to clean and are listed as refused in the report."""
+        """Every DICOM instance of a study, de-identified in one run; see :meth:`study_stream`."""
+        stream = await self.study_stream(principal, study_id, options)
+        files = [file async for file in stream]
+        return DeidentifiedFiles(files=files, report=stream.report())
+
+    async def study_stream(
+        self, principal: Principal, study_id: Id, options: DeidentificationOptions
+    ) -> DeidentifiedStream:
+        """The study's DICOM instances de-identified one at a time, in one run (one UID map),
+        named ``<series position>/<instance position>.dcm``, so a large study never sits in
+        memory. Access is checked and the request audited (``study.anonymize``) before the
+        first file; converted images (NIfTI, PNG, JPEG) have no DICOM header to clean and are
+        listed as refused in the report, as are files that cannot be de-identified.
+
+        Raises:
+            NotFound: the study does not exist or belongs to another centre.
+            PermissionDenied: an API key without ``studies:read``.
+        """
         async with self._uow() as uow:
             study = await uow.studies.get(study_id)
             if study is None:
@@ -80,32 +140,15 @@ class DeidentificationService:
             ensure_visible(principal, study.centre_id, "study", study_id)
             require_study_reader(principal)
             instances = await uow.instances.list_for_study(study.id)
-        plan = DeidentificationPlan.fresh(options)
-        tally = ChangeTally()
-        files: list[NamedFile] = []
-        series_positions: dict[object, int] = {}
-        counts: dict[object, int] = {}
-        for instance in instances:
-            series = series_positions.setdefault(instance.series_id, len(series_positions) + 1)
-            counts[instance.series_id] = counts.get(instance.series_id, 0) + 1
-            name = f"{series:03d}/{counts[instance.series_id]:05d}.dcm"
-            if instance.content_type != ImageFormat.DICOM.content_type:
-                tally.refused.append(RefusedFile(name=name, reason="not a DICOM instance"))
-                continue
-            data = await self._blobs.get(instance.storage_key)
-            try:
-                files.append(NamedFile(name, await self._one(data, plan, tally)))
-            except InvalidInput as err:
-                tally.refused.append(RefusedFile(name=name, reason=err.detail))
         await self._auditor.record(
             principal,
             "study.anonymize",
             "study",
             study.id,
             centre_id=study.centre_id,
-            detail=f"{len(files)} file(s), options {_options_text(options)}",
+            detail=f"{len(instances)} instance(s), options {_options_text(options)}",
         )
-        return DeidentifiedFiles(files=files, report=tally.report(options))
+        return DeidentifiedStream(self, instances, options)
 
     async def files(
         self,
@@ -130,7 +173,7 @@ class DeidentificationService:
         done: list[NamedFile] = []
         for position, upload in enumerate(files, start=1):
             try:
-                data = await self._one(upload.data, plan, tally)
+                data = await self.deidentify_one(upload.data, plan, tally)
             except InvalidInput as err:
                 raise RejectedFile(upload.name, err.detail) from None
             done.append(NamedFile(f"{position:05d}.dcm", data))
@@ -143,7 +186,13 @@ class DeidentificationService:
         )
         return DeidentifiedFiles(files=done, report=tally.report(options))
 
-    async def _one(self, data: bytes, plan: DeidentificationPlan, tally: ChangeTally) -> bytes:
+    async def stored(self, instance: Instance) -> bytes:
+        return await self._blobs.get(instance.storage_key)
+
+    async def deidentify_one(
+        self, data: bytes, plan: DeidentificationPlan, tally: ChangeTally
+    ) -> bytes:
+        """One file under ``plan`` (in a worker thread), its changes added to ``tally``."""
         result = await asyncio.to_thread(self._deidentifier.deidentify, data, plan)
         tally.merge(result.changes)
         for warning in result.warnings:

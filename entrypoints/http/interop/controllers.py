@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
@@ -12,12 +13,14 @@ from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
+from litestar.response import Stream
 
+from domain.deidentification import DeidentificationReport
 from domain.identity import Principal
 from domain.services.deidentification import DeidentifiedFiles, NamedFile
 from domain.services.export import ExportImages
 from domain.studies import Window
-from entrypoints.archives import zip_bytes
+from entrypoints.archives import zip_bytes, zip_stream
 from entrypoints.bootstrap import Container
 from entrypoints.http.interop.schemas import (
     AnonymizeBatchForm,
@@ -40,10 +43,14 @@ async def _zip_response(files: list[tuple[str, bytes]], download: str) -> Respon
     )
 
 
+def _report_json(report: DeidentificationReport) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(report), indent=2)
+
+
 async def _deidentified_zip(result: DeidentifiedFiles, download: str) -> Response[bytes]:
-    report = msgspec.json.format(msgspec.json.encode(result.report), indent=2)
     return await _zip_response(
-        [(f.name, f.data) for f in result.files] + [(REPORT_NAME, report)], download
+        [(f.name, f.data) for f in result.files] + [(REPORT_NAME, _report_json(result.report))],
+        download,
     )
 
 
@@ -66,10 +73,23 @@ class InteropController(Controller):
         principal: NamedDependency[Principal],
         study_id: FromPath[UUID],
         data: JSONBody[AnonymizeRequest | None] = None,
-    ) -> Response[bytes]:
+    ) -> Stream:
         options = (data or AnonymizeRequest()).options()
-        result = await container.services.deidentification.study(principal, study_id, options)
-        return await _deidentified_zip(result, f"study-{study_id}-deidentified.zip")
+        stream = await container.services.deidentification.study_stream(
+            principal, study_id, options
+        )
+
+        async def files() -> AsyncIterator[tuple[str, bytes]]:
+            async for file in stream:
+                yield file.name, file.data
+
+        return Stream(
+            zip_stream(files(), tail=lambda: [(REPORT_NAME, _report_json(stream.report()))]),
+            media_type=ZIP,
+            headers={
+                "Content-Disposition": (f'attachment; filename="study-{study_id}-deidentified.zip"')
+            },
+        )
 
     @post(
         "/anonymize/batch",

@@ -280,6 +280,50 @@ def ingest(
         raise SystemExit(1)
 
 
+@cli.command("demo")
+@click.option(
+    "--url",
+    envvar="HOUNSFIELD_URL",
+    default=ingest_client.DEFAULT_URL,
+    show_default=True,
+    help="The server (also $HOUNSFIELD_URL); start one with `just serve`.",
+)
+@click.option(
+    "--api-key", envvar="HOUNSFIELD_API_KEY", help="An hf_... key (or $HOUNSFIELD_API_KEY)."
+)
+@click.option("--username", help="Sign in as this user (e.g. the admin `just serve` printed).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Which phantom to draw.")
+def demo(
+    url: str, api_key: str | None, username: str | None, password_stdin: bool, seed: int
+) -> None:
+    """Show the whole flow on a synthetic CT study: upload, analyse, lesions, metrics, URLs.
+
+    An admin's demo goes into a centre named "Hounsfield demo centre" (created once); other
+    users' and keys' demos go into their own centre.
+    """
+    from rich.console import Console
+
+    from entrypoints.demo import DemoFailed, run_demo
+
+    with _clean_failures():
+        password = None
+        if username and not api_key:
+            if password_stdin:
+                password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+            else:
+                password = click.prompt("Password", hide_input=True)
+        credentials = ingest_client.Credentials(
+            api_key=api_key, username=username, password=password
+        )
+        try:
+            asyncio.run(run_demo(url, credentials, seed=seed, console=Console()))
+        except DemoFailed as err:
+            raise click.ClickException(str(err)) from None
+        except OSError as err:
+            raise click.ClickException(f"cannot reach {url}: {err}") from None
+
+
 async def _create_admin(settings: Settings, username: str, email: str, password: str) -> Any:
     container = await bootstrap(settings)
     try:

@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+IDLE_POLL_MS = 100
 
 
 def run_workers(
@@ -131,7 +132,9 @@ def worker_process(settings: Settings, *, threads: int, grace_s: float) -> int:
             min_backoff_ms=1_000,
             max_backoff_ms=60_000,
         )
-        worker = dramatiq.Worker(queue.broker, worker_threads=threads, worker_timeout=500)
+        # an idle Redis consumer polls with backoff up to worker_timeout: it bounds how long
+        # a new job waits for an idle worker (RabbitMQ pushes, so there it only paces stops)
+        worker = dramatiq.Worker(queue.broker, worker_threads=threads, worker_timeout=IDLE_POLL_MS)
         worker.start()
         log.info("worker started", pid=os.getpid(), threads=threads, queue=queue.queue_name)
         stop.wait()

@@ -18,7 +18,15 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.benchmarks import deidentify, foundation, hounsfield_ingest, live_progress, orthanc
+from tests.benchmarks import (
+    analysis,
+    deidentify,
+    foundation,
+    hounsfield_ingest,
+    jobs,
+    live_progress,
+    orthanc,
+)
 from tests.benchmarks.dicomweb import benchmark as dicomweb_benchmark
 from tests.benchmarks.machine import describe
 from tests.benchmarks.results import HttpRuns, Table
@@ -157,12 +165,22 @@ def main(argv: list[str]) -> int:
     tables.append(
         _attempt("Live progress", lambda w: live_progress.benchmark(w, events=args.events))
     )
+    tables.append(_attempt("Jobs", lambda w: jobs.benchmark(w)))
     tables.append(
         _attempt(
             "DICOMweb",
             lambda w: dicomweb_benchmark(w, slices=args.slices, with_orthanc=not args.no_orthanc),
         )
     )
+    more_analysis: list[Table] = []
+
+    def run_analysis(workdir: Path) -> Table:
+        first, *rest = analysis.benchmark(workdir, repeat=args.repeat)
+        more_analysis.extend(rest)
+        return first
+
+    tables.append(_attempt("Analysis", run_analysis))
+    tables.extend(more_analysis)
 
     tables.append(
         _attempt(

@@ -12,7 +12,8 @@ table code    done here
 ``X``         removed
 ``Z``         emptied (zero length; a sequence with no items)
 ``D``         a dummy value of the attribute's VR (``ANONYMIZED``, ``19000101``, 0...);
-              a UID gets its replacement UID, a sequence is emptied
+              a UID gets its replacement UID, a sequence is emptied, and ``PatientID``
+              a pseudonym that is the same for the same patient within a run
 ``U``         the UID replaced (or kept with the Retain UIDs option)
 ``Z/D``       ``D``;  ``X/Z``: ``Z``;  ``X/D`` and ``X/Z/D``: ``D``
 ``X/Z/U*``    the sequence kept, its items de-identified (references keep pointing at the
@@ -86,6 +87,7 @@ _DUMMIES: dict[str, Any] = {
     "UR": "",
 }
 _DT_DATE = re.compile(r"^(\d{8})(.*)$")
+_PATIENT_ID = 0x00100020
 _PATIENT_IDENTITY_REMOVED = 0x00120062
 _DEIDENTIFICATION_METHOD = 0x00120063
 _DEIDENTIFICATION_METHOD_CODES = 0x00120064
@@ -144,6 +146,14 @@ class _FileRun:
     def count(self, tag: int, action: ProfileAction, rule: str) -> None:
         self.changes[(tag_text(tag), keyword_for_tag(tag) or "", action, rule)] += 1
 
+    def pseudonym(self, patient_id: str) -> str:
+        """The same dummy for the same PatientID within a run, so files of one patient stay
+        together and two patients stay apart; nothing of the original can be read back."""
+        if not patient_id.strip():
+            return DUMMY_TEXT
+        digest = hmac.new(self.plan.uid_key, b"PatientID:" + patient_id.strip().encode(), "sha256")
+        return f"ANON{digest.hexdigest()[:12].upper()}"
+
     def uid(self, value: str) -> str:
         return new_uid(value, self.plan.uid_key) if value.strip() else value
 
@@ -190,6 +200,9 @@ class _FileRun:
         elif action == "X":
             del ds[tag]
             self.count(number, ProfileAction.REMOVED, rule)
+        elif action == "D" and number == _PATIENT_ID:
+            ds[tag] = DataElement(tag, vr, self.pseudonym(str(ds[tag].value or "")))
+            self.count(number, ProfileAction.DUMMY, rule)
         elif action == "D" and vr != "SQ":
             ds[tag] = DataElement(tag, vr, _dummy(vr))
             self.count(number, ProfileAction.DUMMY, rule)

@@ -173,6 +173,8 @@ def test_every_listed_attribute_left_is_empty_a_dummy_or_a_new_uid(
         found += 1
         if vr == "SQ":
             assert rule == "X/Z/U*" or not value, f"{tag:08X} kept items"
+        elif tag == 0x00100020:  # PatientID: a pseudonym per patient and run
+            assert str(value).startswith("ANON")
         elif vr == "UI":
             assert value in (None, "") or str(value).startswith("2.25."), f"{tag:08X}"
         else:
@@ -418,3 +420,20 @@ def test_date_shift_options_are_validated() -> None:
         DeidentificationOptions(dates=DateHandling.KEEP, date_shift_days=3)
     with pytest.raises(ValueError, match="outside"):
         DeidentificationOptions(dates=DateHandling.SHIFT, date_shift_days=50_000)
+
+
+def test_patient_ids_become_one_pseudonym_per_patient_within_a_run(
+    deidentifier: Deidentifier,
+) -> None:
+    first, second = (read(synthetic_ct_series(slices=1).files[0]) for _ in range(2))
+    second.PatientID = "SYN-0002"
+    run = plan()
+
+    one = read(deidentifier.deidentify(to_bytes(first), run).data).PatientID
+    again = read(deidentifier.deidentify(to_bytes(first), run).data).PatientID
+    other = read(deidentifier.deidentify(to_bytes(second), run).data).PatientID
+    next_run = read(deidentifier.deidentify(to_bytes(first), plan()).data).PatientID
+
+    assert one == again != other
+    assert one != next_run
+    assert "SYN" not in one + other and one.startswith("ANON")

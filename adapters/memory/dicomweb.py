@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 from adapters.memory.state import Tables
 from domain.dicomweb.matching import date_in, header_text, text_matches
 from domain.ports.dicomweb import (
@@ -155,8 +157,22 @@ class MemoryDicomQueryRepository:
     async def count_series(self, query: DicomQuery) -> int:
         return len(self._matching_series(query))
 
-    async def instances(self, query: DicomQuery, page: Page) -> list[InstanceMatch]:
-        return self._matching_instances(query)[page.skip : page.skip + page.limit]
+    async def instances(
+        self, query: DicomQuery, page: Page, *, header_tags: tuple[str, ...] | None = None
+    ) -> list[InstanceMatch]:
+        found = self._matching_instances(query)[page.skip : page.skip + page.limit]
+        if header_tags is None:
+            return found
+        return [
+            msgspec.structs.replace(
+                m,
+                instance=msgspec.structs.replace(
+                    m.instance,
+                    header={t: v for t, v in m.instance.header.items() if t in header_tags},
+                ),
+            )
+            for m in found
+        ]
 
     async def count_instances(self, query: DicomQuery) -> int:
         return len(self._matching_instances(query))

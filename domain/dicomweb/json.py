@@ -133,6 +133,18 @@ def series_result(
     return _sorted(attributes)
 
 
+def instance_header_tags(
+    include: tuple[str, ...], *, with_study: bool, with_series: bool
+) -> tuple[str, ...]:
+    """The header elements :func:`instance_result` may read (what a search must fetch)."""
+    tags = [*include, *INSTANCE_HEADER_TAGS, "00080005"]
+    if with_study:
+        tags += STUDY_HEADER_TAGS
+    if with_series:
+        tags += [*SERIES_HEADER_TAGS, "00080060"]
+    return tuple(dict.fromkeys(tags))
+
+
 def instance_result(
     match: InstanceMatch,
     urls: Urls,

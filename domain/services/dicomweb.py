@@ -21,6 +21,7 @@ import msgspec
 from domain.dicomweb.json import (
     DicomJson,
     Urls,
+    instance_header_tags,
     instance_result,
     metadata,
     series_result,
@@ -107,7 +108,14 @@ class DicomWebService:
                     for m in series
                 ]
             else:
-                instances = await uow.dicom.instances(query, page)
+                with_study = request.study_instance_uid is None
+                with_series = request.series_instance_uid is None
+                tags = None
+                if not request.include_all:
+                    tags = instance_header_tags(
+                        include, with_study=with_study, with_series=with_series
+                    )
+                instances = await uow.dicom.instances(query, page, header_tags=tags)
                 known = _known_total(page, len(instances))
                 total = known if known is not None else await uow.dicom.count_instances(query)
                 found = [
@@ -116,8 +124,8 @@ class DicomWebService:
                         urls,
                         include,
                         request.include_all,
-                        with_study=request.study_instance_uid is None,
-                        with_series=request.series_instance_uid is None,
+                        with_study=with_study,
+                        with_series=with_series,
                     )
                     for m in instances
                 ]

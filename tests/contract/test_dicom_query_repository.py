@@ -256,3 +256,17 @@ async def test_instance_search_orders_by_series_and_number_and_pages(
     assert (in_ct[0].series.id, in_ct[0].study.id) == (archive.smith_ct.id, archive.smith.id)
     assert [m.instance.id for m in reports] == [archive.smith_report.id]
     assert len(by_uid) == 2  # the same SOPInstanceUID in two centres, when unscoped
+
+
+async def test_instances_can_carry_only_the_header_elements_asked_for(
+    uow_factory: UnitOfWorkFactory, archive: Archive
+):
+    query = DicomQuery(sop_instance_uids=(archive.smith_report.sop_instance_uid,))
+    async with uow_factory() as uow:
+        (whole,) = await uow.dicom.instances(query, Page())
+        (some,) = await uow.dicom.instances(query, Page(), header_tags=("00080060", "00100010"))
+        (none,) = await uow.dicom.instances(query, Page(), header_tags=("00100010",))
+    assert whole.instance.header == archive.smith_report.header
+    assert some.instance.header == {"00080060": {"vr": "CS", "Value": ["SR"]}}
+    assert none.instance.header == {}
+    assert some.instance.id == whole.instance.id

@@ -15,6 +15,7 @@ import asyncpg
 
 from adapters.postgres.repositories._sql import Where, to_struct
 from adapters.postgres.repositories.studies import (
+    _INSTANCE_COLUMN_LIST,
     _INSTANCE_COLUMNS,
     _SERIES_COLUMNS,
     _STUDY_COLUMNS,
@@ -251,10 +252,21 @@ class PostgresDicomQueryRepository:
     async def count_series(self, query: DicomQuery) -> int:
         return await self._count("series", _series_where(query))
 
-    async def instances(self, query: DicomQuery, page: Page) -> list[InstanceMatch]:
+    async def instances(
+        self, query: DicomQuery, page: Page, *, header_tags: tuple[str, ...] | None = None
+    ) -> list[InstanceMatch]:
         w = _instances_where(query)
+        columns = _INSTANCE_COLUMNS
+        if header_tags is not None:
+            # only the wanted elements leave the server: decoding whole headers is the cost
+            tags = w.arg(list(header_tags))
+            projected = (
+                "(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) "
+                f"FROM jsonb_each(header) AS e WHERE e.key = ANY({tags})) AS header"
+            )
+            columns = ", ".join(projected if c == "header" else c for c in _INSTANCE_COLUMN_LIST)
         rows = await self._connection.fetch(
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances {w.sql()} {_INSTANCE_ORDER} {w.page(page)}",
+            f"SELECT {columns} FROM instances {w.sql()} {_INSTANCE_ORDER} {w.page(page)}",
             *w.args,
         )
         found = [_instance_from_row(row) for row in rows]

@@ -73,7 +73,7 @@ class JobsWorld:
             if response.json()["status"] in statuses:
                 return dict(response.json())
             await asyncio.sleep(0.01)
-        raise AssertionError(f"job {job_id} never reached {statuses}")
+        raise AssertionError(f"job {job_id} never reached {statuses}: {response.json()}")
 
 
 @pytest.fixture
@@ -334,3 +334,39 @@ async def test_an_upload_that_cannot_start_its_job_stores_nothing(jobs: JobsWorl
     assert default_model.status_code == 201, default_model.text
     assert default_model.json()["job_id"] is None
     assert len(stored_keys(container)) == len(before) + 1
+
+
+async def test_stopping_serve_lets_a_running_job_finish_within_the_grace(jobs: JobsWorld) -> None:
+    jobs.work.hold = True
+    running = [(await jobs.start()).json() for _ in range(2)]  # the two in-process workers
+    waiting = (await jobs.start()).json()
+    for job in running:
+        await jobs.wait(job["id"], {"running"})
+    job_queue = jobs.world.served.container.job_queue
+
+    closing = asyncio.create_task(job_queue.aclose(grace_s=5))
+    await asyncio.sleep(0.1)
+    jobs.work.release.set()
+    await closing
+
+    for job in running:
+        assert (await jobs.wait(job["id"], {"completed"}))["attempts"] == 1
+    # not started before the stop: still queued in the database for the next start's sweep
+    assert (await jobs.wait(waiting["id"], {"queued"}))["attempts"] == 0
+
+
+async def test_stopping_serve_hands_a_job_still_running_after_the_grace_back(
+    jobs: JobsWorld,
+) -> None:
+    jobs.work.hold = True
+    job = (await jobs.start()).json()
+    await jobs.wait(job["id"], {"running"})
+    job_queue = jobs.world.served.container.job_queue
+
+    closing = asyncio.create_task(job_queue.aclose(grace_s=1))
+    await asyncio.sleep(1.4)  # past the grace: the next progress report hands it back
+    jobs.work.release.set()
+    await closing
+
+    back = await jobs.wait(job["id"], {"queued"})
+    assert (back["attempts"], back["error_message"]) == (0, None)

@@ -77,14 +77,17 @@ class FilesystemBlobStore:
     ) -> BlobInfo:
         validate_blob_key(key)
         _check_content_type(content_type)
+        if isinstance(data, bytes | bytearray | memoryview):
+            # one worker-thread hop for the whole write: ingest puts many small files, and
+            # each hop (a thread wake-up and a GIL hand-over) costs more than the write
+            size = await self._run("store", key, self._put_bytes, key, data, content_type)
+            log.debug("blob.put", key=key, size_bytes=size)
+            return BlobInfo(key=key, size_bytes=size, content_type=content_type)
         path, handle, temp = await self._run("store", key, self._open_temp, key)
         try:
-            if isinstance(data, bytes | bytearray | memoryview):
-                await self._run("store", key, handle.write, data)
-            else:
-                async for chunk in data:
-                    if chunk:
-                        await self._run("store", key, handle.write, chunk)
+            async for chunk in data:
+                if chunk:
+                    await self._run("store", key, handle.write, chunk)
             size = await self._run("store", key, _finish, handle, temp, path, key)
         except BaseException:
             handle.close()
@@ -171,6 +174,28 @@ class FilesystemBlobStore:
             raise _prefix_conflict(key) from err
         return path, os.fdopen(fd, "wb"), Path(name)
 
+    def _put_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, content_type: str | None
+    ) -> int:
+        """The whole put of an object in memory, in the streamed put's order (the object,
+        then its content type's sidecar, each fsynced and renamed into place), with one
+        fsync of the directory for both renames instead of one each."""
+        path, handle, temp = self._open_temp(key)
+        try:
+            with handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+                size = os.fstat(handle.fileno()).st_size
+            _rename(temp, path, key)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        self._write_content_type(path, content_type, sync_directory=False)
+        _fsync_directory(path.parent)
+        return size
+
     def _read_all(self, key: str) -> bytes:
         with self._open_for_read(key) as handle:
             return handle.read()
@@ -220,7 +245,9 @@ class FilesystemBlobStore:
                 raise _prefix_conflict(key) from err
             _fsync_directory(created.parent)
 
-    def _write_content_type(self, path: Path, content_type: str | None) -> None:
+    def _write_content_type(
+        self, path: Path, content_type: str | None, *, sync_directory: bool = True
+    ) -> None:
         sidecar = _sidecar(path)
         if content_type is None:
             with contextlib.suppress(FileNotFoundError):
@@ -237,7 +264,8 @@ class FilesystemBlobStore:
             with contextlib.suppress(OSError):
                 os.unlink(name)
             raise
-        _fsync_directory(path.parent)
+        if sync_directory:
+            _fsync_directory(path.parent)
 
     def _head(self, key: str) -> BlobInfo | None:
         path = self.path_for(key)
@@ -275,14 +303,18 @@ def _finish(handle: BinaryIO, temp: Path, path: Path, key: str) -> int:
     os.fsync(handle.fileno())
     size = os.fstat(handle.fileno()).st_size
     handle.close()
+    _rename(temp, path, key)
+    _fsync_directory(path.parent)
+    return size
+
+
+def _rename(temp: Path, path: Path, key: str) -> None:
     try:
         os.replace(temp, path)
     except IsADirectoryError as err:
         raise Conflict(
             f"blob key {key!r} names a prefix of other blobs on the filesystem store"
         ) from err
-    _fsync_directory(path.parent)
-    return size
 
 
 def _sidecar(path: Path) -> Path:

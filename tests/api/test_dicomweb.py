@@ -439,3 +439,31 @@ async def test_compressed_frames_come_as_stored_or_decoded(world: World):
     assert body == pixel_frame(original, 1)
     metadata = await world.client.get(url + "/metadata", headers=headers)
     assert metadata.json()[0]["7FE00010"]["vr"] == "OB"
+
+
+# -- de-identification at ingest --------------------------------------------------------------
+
+
+async def test_a_centre_that_deidentifies_at_ingest_stores_stow_parts_de_identified(world: World):
+    turned_on = await world.client.patch(
+        f"/api/v1/centres/{world.a.id}",
+        headers=world.a.manager.headers,
+        json={"deidentify_at_ingest": True},
+    )
+    assert turned_on.status_code == 200, turned_on.text
+    series = synthetic_ct_series(slices=2)
+    sent = [dcmread(io.BytesIO(f)) for f in series.files]
+    response = await stow(world, series.files, path=f"/dicomweb/studies/{sent[0].StudyInstanceUID}")
+    assert response.status_code == 200, response.text
+    referenced = values(response.json(), "00081199")
+    new_uids = [first(item, "00081155") for item in referenced]
+    assert not set(new_uids) & {ds.SOPInstanceUID for ds in sent}
+    url = first(referenced[0], "00081190").removeprefix("http://testserver")
+    retrieved = await world.client.get(
+        url, headers={**world.a.radiologist.headers, "Accept": "*/*"}
+    )
+    ((_, body),) = parts(retrieved.headers["content-type"], retrieved.content)
+    stored = dcmread(io.BytesIO(body))
+    assert stored.PatientIdentityRemoved == "YES"
+    assert b"Phantom" not in body
+    assert stored.StudyInstanceUID != sent[0].StudyInstanceUID

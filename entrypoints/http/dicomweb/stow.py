@@ -4,10 +4,16 @@ Each part is read on its own; the readable ones are stored together through the 
 use case as uploads (so duplicates, study joining and tenancy work alike), the others are
 answered in the FailedSOPSequence. Parts may carry a ``transfer-syntax`` parameter in their
 Content-Type (as dcm4chee sends them); the file's own file meta decides how it is read.
+
+A centre that de-identifies at ingest gets every part de-identified under its plan before it
+is read, as uploads are; the answer then names the stored (new) UIDs, and a study named in the
+URL is compared with the UID the part was sent with.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +22,7 @@ from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
+from pydicom import dcmread
 
 from adapters.dicom import is_dicom_part10
 from domain.errors import InvalidInput
@@ -39,6 +46,7 @@ from entrypoints.http.dicomweb.media import (
 from entrypoints.http.dicomweb.negotiation import json_accepted
 from entrypoints.http.dicomweb.qido import dicomweb_root
 from entrypoints.http.studies.controllers import DEPENDENCIES
+from entrypoints.http.studies.deidentify_at_ingest import Prepare, ingest_preparer
 from entrypoints.http.studies.files import read_upload
 
 # FailureReason (0008,1197) values (PS3.4 Annex GG / PS3.18 Table 10.5.3-4)
@@ -70,17 +78,31 @@ def _parts_of(request: Request[Any, Any, Any], body: bytes) -> list[Any]:
     return parts
 
 
-async def _read(position: int, part: Any, study: str | None) -> UploadedFile | Failed:
+def _sent_study_uid(data: bytes) -> str | None:
+    """The StudyInstanceUID a part was sent with (before any de-identification)."""
+    try:
+        ds = dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=[0x0020000D])
+        return str(ds.StudyInstanceUID)
+    except Exception:  # unreadable parts are refused when they are read
+        return None
+
+
+async def _read(
+    position: int, part: Any, study: str | None, prepare: Prepare | None
+) -> UploadedFile | Failed:
     name = f"part #{position}"
     if part.content_type.type != DICOM or not is_dicom_part10(part.body):
         return (None, None, CANNOT_UNDERSTAND)
+    sent_study = None
+    if study is not None and prepare is not None:
+        sent_study = await asyncio.to_thread(_sent_study_uid, part.body)
     try:
-        upload = storable(await read_upload(part.body, name, None))
+        upload = storable(await read_upload(part.body, name, None, prepare))
         check_uids(upload)
     except RejectedFile:
         return (None, None, CANNOT_UNDERSTAND)
     instance = upload.fields.instance
-    if study is not None and upload.fields.study.study_instance_uid != study:
+    if study is not None and (sent_study or upload.fields.study.study_instance_uid) != study:
         return (instance.sop_class_uid, instance.sop_instance_uid, STUDY_MISMATCH)
     return upload
 
@@ -102,11 +124,12 @@ class StowController(Controller):
         ingest = container.services.ingest
         # who stores where is settled before the body is read
         target = await ingest.upload_centre(principal, centre_id)
+        prepare = await ingest_preparer(container.services.deidentification, target)
         parts = _parts_of(request, await request.body())
         readable: list[UploadedFile] = []
         failed: list[Failed] = []
         for position, part in enumerate(parts, start=1):
-            outcome = await _read(position, part, study)
+            outcome = await _read(position, part, study, prepare)
             if isinstance(outcome, UploadedFile):
                 readable.append(outcome)
             else:
@@ -123,7 +146,9 @@ class StowController(Controller):
                 )
                 for u in readable
             ]
-        status, dataset = store_response(dicomweb_root(container, request), stored, failed, study)
+        # de-identified instances live under new UIDs: the answer names those
+        named = study if prepare is None else None
+        status, dataset = store_response(dicomweb_root(container, request), stored, failed, named)
         return Response(msgspec.json.encode(dataset), status_code=status, media_type=DICOM_JSON)
 
     @post(

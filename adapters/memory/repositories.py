@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -256,6 +257,10 @@ class MemoryInstanceRepository(_Repository):
             raise Conflict("this centre already has an instance with this SOPInstanceUID")
         self._insert(instance.id, instance)
 
+    async def add_all(self, instances: Sequence[Instance]) -> None:
+        for instance in instances:
+            await self.add(instance)
+
     async def get(self, instance_id: Id) -> Instance | None:
         return self.rows.get(instance_id)
 
@@ -268,6 +273,16 @@ class MemoryInstanceRepository(_Repository):
             ),
             None,
         )
+
+    async def get_by_uids(
+        self, centre_id: Id, sop_instance_uids: Collection[str]
+    ) -> dict[str, Instance]:
+        wanted = set(sop_instance_uids)
+        return {
+            i.sop_instance_uid: i
+            for i in self.rows.values()
+            if i.centre_id == centre_id and i.sop_instance_uid in wanted
+        }
 
     @staticmethod
     def _order(i: Instance) -> tuple[bool, int, str]:

@@ -12,6 +12,7 @@ Conventions shared by every repository:
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
@@ -112,8 +113,17 @@ class InstanceRepository(Protocol):
     async def add(self, instance: Instance) -> None:
         """Insert an instance; a SOPInstanceUID already in the centre raises ``Conflict``."""
 
+    async def add_all(self, instances: Sequence[Instance]) -> None:
+        """Insert several instances at once (one round trip where the store allows it); a
+        SOPInstanceUID already in its centre, or twice among them, raises ``Conflict``."""
+
     async def get(self, instance_id: Id) -> Instance | None: ...
     async def get_by_uid(self, centre_id: Id, sop_instance_uid: str) -> Instance | None: ...
+    async def get_by_uids(
+        self, centre_id: Id, sop_instance_uids: Collection[str]
+    ) -> dict[str, Instance]:
+        """The centre's instances among ``sop_instance_uids``, keyed by SOPInstanceUID."""
+
     async def list_for_series(self, series_id: Id) -> list[Instance]:
         """Ordered by instance number, then UID."""
 

@@ -347,6 +347,58 @@ async def test_sop_instance_uids_are_unique_per_centre_only(
             )
 
 
+async def test_instances_added_together_read_back_by_their_uids_in_their_centre_only(
+    uow_factory: UnitOfWorkFactory, make: Make
+):
+    a, b = make.centre(), make.centre()
+    study_a, study_b = make.study(a), make.study(b)
+    series_a, series_b = make.series(study_a), make.series(study_b)
+    in_a = [make.instance(series_a, instance_number=n) for n in range(1, 4)]
+    twin_in_b = make.instance(series_b, sop_instance_uid=in_a[0].sop_instance_uid)
+    await store(uow_factory, a, b, study_a, study_b, series_a, series_b, twin_in_b)
+
+    async with uow_factory() as uow:
+        await uow.instances.add_all(in_a)
+        await uow.instances.add_all([])
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.instances.list_for_series(series_a.id) == in_a
+        found = await uow.instances.get_by_uids(
+            a.id, [in_a[0].sop_instance_uid, in_a[2].sop_instance_uid, "1.2.3.404"]
+        )
+        in_b = await uow.instances.get_by_uids(b.id, [i.sop_instance_uid for i in in_a])
+        nothing = await uow.instances.get_by_uids(a.id, [])
+    assert found == {in_a[0].sop_instance_uid: in_a[0], in_a[2].sop_instance_uid: in_a[2]}
+    assert in_b == {twin_in_b.sop_instance_uid: twin_in_b}
+    assert nothing == {}
+
+
+@pytest.mark.parametrize("clash", ["stored before", "twice in the batch"])
+async def test_adding_instances_together_with_a_uid_clash_is_a_conflict_and_adds_none(
+    uow_factory: UnitOfWorkFactory, make: Make, clash: str
+):
+    centre = make.centre()
+    study = make.study(centre)
+    series = make.series(study)
+    stored = make.instance(series)
+    await store(uow_factory, centre, study, series, stored)
+    fresh = make.instance(series)
+    again = make.instance(
+        series,
+        sop_instance_uid=stored.sop_instance_uid
+        if clash == "stored before"
+        else fresh.sop_instance_uid,
+    )
+
+    async with uow_factory() as uow:
+        with pytest.raises(Conflict):
+            await uow.instances.add_all([fresh, again])
+
+    async with uow_factory() as uow:
+        assert await uow.instances.list_for_series(series.id) == [stored]
+
+
 async def test_deleting_a_study_removes_everything_recorded_under_it(
     uow_factory: UnitOfWorkFactory, make: Make
 ):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -101,6 +101,22 @@ async def insert(
     columns = list(values)
     with translating(resource):
         await connection.execute(insert_sql(table, columns), *values.values())
+
+
+async def insert_all(
+    connection: asyncpg.Connection,
+    table: str,
+    resource: str,
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Insert rows with the same columns in one pipelined round trip (``executemany``)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    with translating(resource):
+        await connection.executemany(
+            insert_sql(table, columns), [[row[c] for c in columns] for row in rows]
+        )
 
 
 async def update_versioned(

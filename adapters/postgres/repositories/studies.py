@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import asyncpg
@@ -10,6 +11,7 @@ import msgspec
 from adapters.postgres.repositories._sql import (
     Where,
     insert,
+    insert_all,
     to_struct,
     update_versioned,
 )
@@ -191,6 +193,11 @@ class PostgresInstanceRepository:
     async def add(self, instance: Instance) -> None:
         await insert(self._connection, "instances", "instance", _instance_values(instance))
 
+    async def add_all(self, instances: Sequence[Instance]) -> None:
+        await insert_all(
+            self._connection, "instances", "instance", [_instance_values(i) for i in instances]
+        )
+
     async def get(self, instance_id: Id) -> Instance | None:
         row = await self._connection.fetchrow(
             f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id = $1", instance_id
@@ -205,6 +212,18 @@ class PostgresInstanceRepository:
             sop_instance_uid,
         )
         return None if row is None else _instance_from_row(row)
+
+    async def get_by_uids(
+        self, centre_id: Id, sop_instance_uids: Collection[str]
+    ) -> dict[str, Instance]:
+        rows = await self._connection.fetch(
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances "
+            "WHERE centre_id = $1 AND sop_instance_uid = ANY($2::text[])",
+            centre_id,
+            list(sop_instance_uids),
+        )
+        found = (_instance_from_row(row) for row in rows)
+        return {instance.sop_instance_uid: instance for instance in found}
 
     async def list_for_series(self, series_id: Id) -> list[Instance]:
         """Ordered by instance number, then UID."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -66,12 +66,16 @@ class _Batch:
         self.studies: dict[str, IngestedStudy] = {}
         self.series: dict[tuple[Id, str], Series] = {}
         self.instances: dict[str, Instance] = {}
+        """Instances stored before this upload or planned by it, by SOPInstanceUID."""
         self.result = IngestResult()
 
-    async def existing_instance(self, sop_instance_uid: str) -> Instance | None:
-        if sop_instance_uid in self.instances:
-            return self.instances[sop_instance_uid]
-        return await self.uow.instances.get_by_uid(self.centre_id, sop_instance_uid)
+    async def load_existing(self, files: Sequence[UploadedFile]) -> None:
+        """Which of the upload's instances the centre has already: one query for all."""
+        uids = {upload.fields.instance.sop_instance_uid for upload in files}
+        self.instances.update(await self.uow.instances.get_by_uids(self.centre_id, uids))
+
+    def existing_instance(self, sop_instance_uid: str) -> Instance | None:
+        return self.instances.get(sop_instance_uid)
 
     async def entry_of(self, instance: Instance) -> IngestedStudy:
         """The study an instance already stored belongs to, joined (not created) here."""
@@ -211,10 +215,11 @@ class IngestService:
         now = self._clock.now()
         async with self._uow() as uow:
             batch = _Batch(uow, centre_id)
+            await batch.load_existing(command.files)
             planned: list[tuple[UploadedFile, Instance]] = []
             for upload in command.files:
                 uid = upload.fields.instance.sop_instance_uid
-                existing = await batch.existing_instance(uid)
+                existing = batch.existing_instance(uid)
                 if existing is not None:
                     (await batch.entry_of(existing)).duplicates += 1
                     batch.record(upload, existing, duplicate=True)
@@ -226,8 +231,7 @@ class IngestService:
                 entry.stored += 1
                 batch.record(upload, instance, duplicate=False)
             await self._put_all(planned, stored)
-            for _, instance in planned:
-                await uow.instances.add(instance)
+            await uow.instances.add_all([instance for _, instance in planned])
             for entry in batch.studies.values():
                 if entry.stored:
                     uow.collect(

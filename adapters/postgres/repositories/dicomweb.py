@@ -186,34 +186,32 @@ class PostgresDicomQueryRepository:
         return {row["id"]: to_struct(row, Series) for row in rows}
 
     async def studies(self, query: DicomQuery, page: Page) -> list[StudyMatch]:
+        """One round trip: the page of studies, then per study its counts, modality codes
+        and first header."""
         w = _studies_where(query)
         rows = await self._connection.fetch(
-            f"SELECT {_STUDY_COLUMNS} FROM studies {w.sql()} {_STUDY_ORDER} {w.page(page)}",
+            "SELECT p.*, a.instance_count, a.series_count, a.modality_codes, h.first_header "
+            f"FROM (SELECT {_STUDY_COLUMNS} FROM studies {w.sql()} {_STUDY_ORDER} "
+            f"{w.page(page)}) p CROSS JOIN LATERAL ("
+            "SELECT count(*) AS instance_count, count(DISTINCT series_id) AS series_count, "
+            f"array_agg(DISTINCT {MODALITY_SQL.format(alias='i')}) AS modality_codes "
+            "FROM instances i WHERE i.study_id = p.id) a LEFT JOIN LATERAL ("
+            "SELECT header AS first_header FROM instances "
+            "WHERE study_id = p.id ORDER BY id LIMIT 1) h ON true "
+            "ORDER BY p.created_at DESC, p.id DESC",
             *w.args,
         )
-        studies = [_study_from_row(row) for row in rows]
-        if not studies:
-            return []
-        rows = await self._connection.fetch(
-            "SELECT x.id, a.instances, a.series, a.modalities, h.header "
-            "FROM unnest($1::uuid[]) AS x(id) CROSS JOIN LATERAL ("
-            "SELECT count(*) AS instances, count(DISTINCT series_id) AS series, "
-            f"array_agg(DISTINCT {MODALITY_SQL.format(alias='i')}) AS modalities "
-            "FROM instances i WHERE i.study_id = x.id) a LEFT JOIN LATERAL ("
-            "SELECT header FROM instances WHERE study_id = x.id ORDER BY id LIMIT 1) h ON true",
-            [s.id for s in studies],
-        )
-        by_study = {row["id"]: row for row in rows}
         hits = []
-        for study in studies:
-            row = by_study[study.id]
+        for row in rows:
+            values = dict(row)
+            codes = values.pop("modality_codes") or ()
             hits.append(
                 StudyMatch(
-                    study=study,
-                    modalities=tuple(sorted(m for m in row["modalities"] or () if m)),
-                    series_count=row["series"],
-                    instance_count=row["instances"],
-                    header=row["header"] or {},
+                    modalities=tuple(sorted(code for code in codes if code)),
+                    series_count=values.pop("series_count"),
+                    instance_count=values.pop("instance_count"),
+                    header=values.pop("first_header") or {},
+                    study=_study_from_row(values),
                 )
             )
         return hits

@@ -26,7 +26,7 @@ import pytest
 from adapters.dicom import assemble_series, read_dicom
 from domain.pipeline import analyse_volume
 from model_export.synthetic import Phantom, synthetic_ct
-from tests.api.conftest import serve
+from tests.api.conftest import database_of_its_own, serve
 from tests.api.identity_fixtures import World, assert_problem, seed_world
 from tests.api.studies_helpers import post_studies
 from tests.fixtures.analysis import dicom_ct_from_hu
@@ -108,9 +108,13 @@ async def analyse(world: World, seed: int) -> Case:
 
 
 @pytest.fixture(scope="module")
-async def analysed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Analysed]:
+async def analysed(
+    tmp_path_factory: pytest.TempPathFactory, module_database: str | None
+) -> AsyncIterator[Analysed]:
+    """The three studies analysed once per module, in memory and on PostgreSQL."""
     async with AsyncExitStack() as stack:
-        served = await serve(stack, tmp_path_factory.mktemp("analysis") / "data")
+        options = await database_of_its_own(stack, module_database)
+        served = await serve(stack, tmp_path_factory.mktemp("analysis") / "data", **options)
         world = await seed_world(served)
         cases = [await analyse(world, seed) for seed in SEEDS]
         yield Analysed(world=world, cases=cases)

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import msgspec
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -43,11 +46,14 @@ class RecordingReporter:
     def __init__(self, cancel_at: JobStage | None = None) -> None:
         self.calls: list[tuple[JobStage, float]] = []
         self.cancel_at = cancel_at
+        self.inferring = asyncio.Event()
 
     async def __call__(self, stage: JobStage, progress: float, message: str | None = None) -> None:
         if stage is self.cancel_at:
             raise JobCancelledError("cancelled by a user")
         self.calls.append((stage, progress))
+        if stage is JobStage.INFERENCE:
+            self.inferring.set()
 
 
 class Setup(msgspec.Struct, kw_only=True):
@@ -59,7 +65,13 @@ class Setup(msgspec.Struct, kw_only=True):
     hooks: list[AnalysisResult]
 
 
-async def store_study(world: World, blobs: MemoryBlobStore, files: list[bytes]) -> Job:
+async def store_study(
+    world: World,
+    blobs: MemoryBlobStore,
+    files: list[bytes],
+    *,
+    content_type: str = "application/dicom",
+) -> Job:
     study = Study(
         id=uuid4(),
         centre_id=world.centre_a,
@@ -92,6 +104,7 @@ async def store_study(world: World, blobs: MemoryBlobStore, files: list[bytes]) 
                     instance_number=number,
                     storage_key=key,
                     size_bytes=len(data),
+                    content_type=content_type,
                     rows=48,
                     columns=48,
                     created_at=T0,
@@ -289,3 +302,54 @@ async def test_a_series_that_cannot_carry_a_seg_still_gets_its_result(setup):
     result = await service.result_for_job(setup.world.admin, setup.job.id)
     assert len(result.detections) == 1 and result.segmentation_key is None
     assert result.detections[0].mask_key is None
+
+
+class SlowEngine(EchoEngine):
+    """An echo engine that takes its time, so a job can be abandoned while it infers."""
+
+    def run(self, manifest, patch):
+        time.sleep(0.2)
+        return super().run(manifest, patch)
+
+
+async def test_an_abandoned_job_stops_its_worker_thread_and_stores_nothing(setup):
+    engine = SlowEngine()
+    service = AnalysisService(
+        uow=setup.world.db.unit_of_work,
+        blobs=setup.blobs,
+        models=GivenModels(ECHO_MANIFEST),
+        engine=engine,
+        volumes=StoredFileVolumeReader(),
+        segmentations=HighdicomSegmentationWriter(),
+        clock=setup.world.clock,
+        ids=UuidIdGenerator(),
+        auditor=setup.world.auditor,
+        progress_step=0.0,
+    )
+    reporter = RecordingReporter()
+    running = asyncio.create_task(service(setup.job, reporter))
+    await reporter.inferring.wait()
+
+    running.cancel()  # what the runner's heartbeat does when the job was cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await asyncio.sleep(0.4)  # the batch in flight finishes
+    batches = engine.batches
+    await asyncio.sleep(0.6)
+
+    assert engine.batches == batches  # the thread stopped at its next progress report
+    with pytest.raises(NotFound):
+        await service.result_for_job(setup.world.admin, setup.job.id)
+
+
+async def test_a_nifti_study_is_analysed_without_a_seg(setup):
+    hu, _ = sphere_hu((16, 48, 48), SPACING, (7.0, 20.0, 26.0), 9.0)
+    affine = np.diag([-SPACING[2], -SPACING[1], SPACING[0], 1.0])  # LPS grid as RAS
+    data = nib.Nifti1Image(hu.transpose(2, 1, 0), affine).to_bytes()
+    job = await store_study(setup.world, setup.blobs, [data], content_type="application/x-nifti")
+
+    await setup.service(job, RecordingReporter())
+
+    result = await setup.service.result_for_job(setup.world.admin, job.id)
+    assert result.input.format == "nifti"
+    assert len(result.detections) == 1 and result.segmentation_key is None

@@ -9,7 +9,7 @@ import math
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
@@ -297,3 +297,37 @@ def test_a_lesion_in_the_patients_left_posterior_top_corner_is_named_so():
     assert region_of(volume, (80.0, 85.0, 55.0)) == "left posterior superior"
     assert region_of(volume, (5.0, 44.0, 29.0)) == "right"
     assert region_of(volume, (44.5, 44.5, 29.0)) == "central"
+
+
+@settings(max_examples=12)
+@given(
+    spacing=st.tuples(
+        st.sampled_from([0.8, 1.25, 2.0, 3.0, 5.0]),
+        st.sampled_from([0.6, 0.9, 1.5]),
+        st.sampled_from([0.6, 0.9, 1.5]),
+    ),
+    angles=st.tuples(*(st.integers(-30, 30) for _ in range(3))),
+    offset=st.tuples(*(st.floats(-8.0, 8.0) for _ in range(3))),
+)
+def test_any_grid_gives_the_sphere_back_where_it_is(spacing, angles, offset):
+    direction = rotation_matrix(*angles)
+    shape = tuple(math.ceil(60.0 / s) for s in spacing)
+    origin = (-60.0, 35.0, 110.0)
+    middle = Volume(
+        voxels=np.zeros((1, 1, 1)), spacing=spacing, direction=direction, origin=origin
+    ).index_to_patient([(n - 1) / 2 for n in shape[::-1]])
+    centre = tuple(float(c + o) for c, o in zip(middle, offset, strict=True))
+    volume, truth = sphere_volume(
+        shape=shape,
+        spacing=spacing,
+        centre_lps=centre,
+        radius_mm=10.0,
+        direction=direction,
+        origin=origin,
+    )
+
+    output = analyse_volume(volume, MANIFEST, EchoEngine())
+
+    (lesion,) = output.lesions
+    assert dice(output.labels == 1, truth) > 0.85
+    assert lesion.metrics.centre_of_mass_mm == pytest.approx(centre, abs=0.5 * max(spacing))

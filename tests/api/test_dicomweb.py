@@ -467,3 +467,22 @@ async def test_a_centre_that_deidentifies_at_ingest_stores_stow_parts_de_identif
     assert stored.PatientIdentityRemoved == "YES"
     assert b"Phantom" not in body
     assert stored.StudyInstanceUID != sent[0].StudyInstanceUID
+
+
+async def test_a_retrieve_whose_first_file_is_missing_is_a_404_before_anything_is_sent(
+    world: World,
+):
+    series = synthetic_ct_series(slices=2)
+    first_sent = dcmread(io.BytesIO(series.files[0]))
+    assert (await stow(world, series.files)).status_code == 200
+    container = world.served.container
+    async with container.uow_factory() as uow:
+        instance = await uow.instances.get_by_uid(world.a.id, first_sent.SOPInstanceUID)
+    assert instance is not None
+    await container.blob_store.delete(instance.storage_key)
+    response = await world.client.get(
+        f"/dicomweb/studies/{first_sent.StudyInstanceUID}",
+        headers={**world.a.radiologist.headers, "Accept": "*/*"},
+    )
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE

@@ -8,7 +8,8 @@ Metadata comes from the database. Frames and renderings read the one file they n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -48,6 +49,8 @@ from entrypoints.http.studies.controllers import DEPENDENCIES
 from entrypoints.http.studies.files import render_instance
 
 INSTANCE_PATH = "/studies/{study:str}/series/{series:str}/instances/{instance:str}"
+PREFETCH_BYTES = 32 * 1024 * 1024
+"""Stored files read ahead of the one being sent in a study or series retrieve."""
 MAX_FRAMES_PER_REQUEST = 10_000
 
 
@@ -106,16 +109,15 @@ class WadoController(Controller):
         ):
             raise not_acceptable(f"instances in transfer syntax {syntax}", accept)
 
-        async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
-            for match in dicom:
-                data = await service.read_file(match.instance)
-                stored = match.instance.transfer_syntax_uid
-                if syntax == EXPLICIT_VR_LITTLE_ENDIAN and stored != syntax:
-                    data = await asyncio.to_thread(to_explicit_little_endian, data)
-                    stored = syntax
-                yield f"{DICOM}; transfer-syntax={stored}", data, None
+        async def load(match: InstanceMatch) -> tuple[str, bytes, str | None]:
+            data = await service.read_file(match.instance)
+            stored = match.instance.transfer_syntax_uid
+            if syntax == EXPLICIT_VR_LITTLE_ENDIAN and stored != syntax:
+                data = await asyncio.to_thread(to_explicit_little_endian, data)
+                stored = syntax
+            return f"{DICOM}; transfer-syntax={stored}", data, None
 
-        chunks = parts()
+        chunks = prefetched(dicom, load)
         first = await anext(chunks)  # a missing file is a 404 before the headers go out
         boundary = new_boundary()
         return Stream(
@@ -347,6 +349,40 @@ class WadoController(Controller):
             raise HTTPException(status_code=400, detail="render one frame at a time")
         ids = (study, series, instance)
         return await self._rendered(container, principal, request, ids, numbers[0])
+
+
+async def prefetched(
+    matches: list[InstanceMatch],
+    load: Callable[[InstanceMatch], Awaitable[tuple[str, bytes, str | None]]],
+) -> AsyncIterator[tuple[str, bytes, str | None]]:
+    """The loaded parts in order, the next files read while one is being sent (up to
+    :data:`PREFETCH_BYTES` ahead, at least one file)."""
+    pending: deque[tuple[asyncio.Task[tuple[str, bytes, str | None]], int]] = deque()
+    upcoming = iter(matches)
+    ahead = 0
+
+    def fill() -> None:
+        nonlocal ahead
+        while not pending or ahead < PREFETCH_BYTES:
+            match = next(upcoming, None)
+            if match is None:
+                return
+            pending.append((asyncio.ensure_future(load(match)), match.instance.size_bytes))
+            ahead += match.instance.size_bytes
+
+    try:
+        fill()
+        while pending:
+            task, size = pending.popleft()
+            ahead -= size
+            part = await task
+            fill()
+            yield part
+    finally:
+        for task, _ in pending:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a read that failed after an earlier one did
+            task.cancel()
 
 
 async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -9,10 +9,13 @@ kept-alive connection, sends the same DICOMweb requests to each.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import shutil
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -362,3 +365,30 @@ def _comparison(mine: float, other: float | None, *, higher_is_better: bool) -> 
         return "-"
     factor = mine / other if higher_is_better else other / mine
     return f"{factor:.1f}x faster" if factor >= 1 else f"{1 / factor:.1f}x slower"
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.benchmarks.dicomweb``: this benchmark alone, as Markdown on stdout."""
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.dicomweb")
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--studies", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--no-orthanc", action="store_true")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="hounsfield-bench-"))
+    try:
+        table = benchmark(
+            workdir,
+            slices=args.slices,
+            studies=args.studies,
+            repeat=args.repeat,
+            with_orthanc=not args.no_orthanc,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\n".join(table.markdown()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 
 from domain.analysis import AnalysisResult, Detection, InputMetadata
@@ -31,6 +30,7 @@ from domain.ports.segmentation import Segment, SegmentationSource, SegmentationW
 from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWorkFactory
 from domain.services.access import ensure_visible
+from domain.services.analysis_progress import STORING, ThreadProgress
 from domain.services.auditing import Auditor
 from domain.services.jobs import require_job_reader
 from domain.services.series_files import analysis_series_id, load_series
@@ -40,54 +40,10 @@ _log = logging.getLogger(__name__)
 
 ResultHook = Callable[[AnalysisResult], Awaitable[None]]
 
-# Where each stage's own 0..1 lands in the job's progress; inference dominates the time.
-_STAGE_SPANS: dict[JobStage, tuple[float, float]] = {
-    JobStage.LOADING: (0.0, 0.1),
-    JobStage.PREPROCESSING: (0.1, 0.2),
-    JobStage.INFERENCE: (0.2, 0.85),
-    JobStage.POSTPROCESSING: (0.85, 0.99),
-}
-_STORING = 0.9
-"""Postprocessing fraction reached when the pipeline is done (SEG and result follow)."""
-
 
 def segmentation_key(job: Job) -> str:
     """The deterministic blob key of a job's SEG: a retry overwrites, never duplicates."""
     return f"centres/{job.centre_id}/studies/{job.study_id}/analyses/{job.id}/segmentation.dcm"
-
-
-class _Progress:
-    """Bridges the pipeline's ``(stage, fraction)`` calls, made in a worker thread, to the
-    job's async reporter: monotonic over the whole job, at most every ``step``, and blocking
-    the pipeline until the report is stored, so a cancellation stops it at that point."""
-
-    def __init__(
-        self, reporter: ProgressReporter, loop: asyncio.AbstractEventLoop, step: float
-    ) -> None:
-        self._reporter = reporter
-        self._loop = loop
-        self._step = step
-        self._last = -1.0
-        self._stage: JobStage | None = None
-        self.abandoned = threading.Event()
-
-    def overall(self, stage: JobStage, fraction: float) -> float:
-        start, stop = _STAGE_SPANS[stage]
-        return round(start + (stop - start) * min(1.0, max(0.0, fraction)), 4)
-
-    async def report(self, stage: JobStage, fraction: float) -> None:
-        value = self.overall(stage, fraction)
-        if stage is self._stage and value < self._last + self._step:
-            return
-        self._stage, self._last = stage, max(value, self._last)
-        await self._reporter(stage, self._last)
-
-    def from_thread(self, stage: JobStage, fraction: float) -> None:
-        if self.abandoned.is_set():
-            # the awaiting task was cancelled (job cancelled or taken over): stop working
-            raise asyncio.CancelledError("the analysis was abandoned")
-        future = asyncio.run_coroutine_threadsafe(self.report(stage, fraction), self._loop)
-        future.result()
 
 
 class AnalysisService:
@@ -145,7 +101,7 @@ class AnalysisService:
         if existing is not None:  # an earlier attempt stored it and died before finishing
             await self._run_hooks(existing)
             return
-        bridge = _Progress(progress, asyncio.get_running_loop(), self._progress_step)
+        bridge = ThreadProgress(progress, asyncio.get_running_loop(), self._progress_step)
         await bridge.report(JobStage.LOADING, 0.0)
         manifest = self._models.get(job.model_id)
         if manifest is None:
@@ -163,7 +119,7 @@ class AnalysisService:
                 volume, manifest, self._engine, progress=bridge.from_thread, options=self._options
             ),
         )
-        await bridge.report(JobStage.POSTPROCESSING, _STORING)
+        await bridge.report(JobStage.POSTPROCESSING, STORING)
         key = await self._write_segmentation(job, manifest, volume, files, output)
         result = self._result(job, manifest, volume, files[0].format, output, key)
         stored = await self._store(result)
@@ -180,7 +136,7 @@ class AnalysisService:
         await self._run_hooks(stored)
 
     async def _in_thread(
-        self, bridge: _Progress, work: Callable[[], PipelineOutput]
+        self, bridge: ThreadProgress, work: Callable[[], PipelineOutput]
     ) -> PipelineOutput:
         try:
             return await asyncio.to_thread(work)

@@ -15,12 +15,12 @@ import msgspec
 from domain.errors import NotFound
 from domain.identity import Principal, PrincipalKind, Role, Scope
 from domain.ports.blobs import BlobStore
-from domain.ports.repositories import StudyFilter
-from domain.ports.unit_of_work import UnitOfWorkFactory
+from domain.ports.repositories import JobFilter, StudyFilter
+from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from domain.services.access import ensure_visible, require_role, require_scope, scoped_centre
 from domain.services.auditing import Auditor
 from domain.studies import Instance, Series, Study
-from domain.values import Id, Page
+from domain.values import MAX_PAGE_SIZE, Id, Page
 
 
 def require_study_writer(principal: Principal, action: str = "upload studies") -> None:
@@ -35,6 +35,21 @@ def require_study_reader(principal: Principal) -> None:
     """Every user of a centre reads its studies; an API key needs ``studies:read``."""
     if principal.kind is PrincipalKind.API_KEY:
         require_scope(principal, Scope.STUDIES_READ)
+
+
+async def _segmentation_keys(uow: UnitOfWork, study_id: Id) -> list[str]:
+    """The DICOM SEGs the study's analyses wrote (they carry the patient's header too)."""
+    keys: list[str] = []
+    page = Page(limit=MAX_PAGE_SIZE)
+    while True:
+        jobs = await uow.jobs.list(JobFilter(study_id=study_id), page)
+        for job in jobs:
+            result = await uow.results.get_for_job(job.id)
+            if result is not None and result.segmentation_key is not None:
+                keys.append(result.segmentation_key)
+        if len(jobs) < page.limit:
+            return keys
+        page = Page(skip=page.skip + page.limit, limit=page.limit)
 
 
 class StudyService:
@@ -142,6 +157,7 @@ class StudyService:
                 raise NotFound("study", study_id)
             require_role(principal, action="delete studies")
             keys = [i.storage_key for i in await uow.instances.list_for_study(study_id)]
+            keys += await _segmentation_keys(uow, study_id)
             await uow.studies.delete(study_id)
             await uow.commit()
         await self._discard(keys)

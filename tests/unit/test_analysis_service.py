@@ -26,6 +26,7 @@ from domain.identity import Principal, PrincipalKind, Scope
 from domain.jobs import Job, JobStage
 from domain.ports.jobs import JobCancelledError
 from domain.services.analyses import AnalysisService, segmentation_key
+from domain.services.studies import StudyService
 from domain.studies import Instance, Series, Study, new_study_code
 from domain.values import Page
 from tests.fixtures.analysis import (
@@ -353,3 +354,15 @@ async def test_a_nifti_study_is_analysed_without_a_seg(setup):
     result = await setup.service.result_for_job(setup.world.admin, job.id)
     assert result.input.format == "nifti"
     assert len(result.detections) == 1 and result.segmentation_key is None
+
+
+async def test_deleting_the_study_removes_its_segs(setup):
+    await setup.service(setup.job, RecordingReporter())
+    studies = StudyService(
+        uow=setup.world.db.unit_of_work, blobs=setup.blobs, auditor=setup.world.auditor
+    )
+    assert await setup.blobs.exists(segmentation_key(setup.job))
+
+    await studies.delete(setup.world.admin, setup.job.study_id)
+
+    assert not await setup.blobs.exists(segmentation_key(setup.job))

@@ -123,7 +123,8 @@ class AnalysisService:
         key = await self._write_segmentation(job, manifest, volume, files, output)
         result = self._result(job, manifest, volume, files[0].format, output, key)
         stored = await self._store(result)
-        await bridge.report(JobStage.POSTPROCESSING, 1.0)
+        # no progress report after this: a cancellation arriving now would only hide the
+        # stored result; the runner sets 1.0 when it completes the job
         await self._auditor.record(
             SYSTEM_PRINCIPAL,
             "analysis.create",

@@ -166,7 +166,7 @@ async def bootstrap(
             )
         models_dir = settings.models_dir or BUNDLED_MODELS_DIR
         models = FilesystemModelRegistry(models_dir)
-        inference = OnnxInferenceEngine(models_dir)
+        inference = OnnxInferenceEngine(models_dir, threads=settings.inference_threads)
         job_queue = JobQueue(settings)
         # closed before the pool: running in-process jobs still write their outcome
         resources.push_async_callback(job_queue.aclose)

@@ -79,6 +79,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     connections that stay silent, often after 60 s)."""
     initial_admin: bool = True
     """Create an ``admin`` with a generated password, printed once, when no admin exists."""
+    inference_threads: int | None = None
+    """onnxruntime threads per model session; ``None``: one per core. With several worker
+    processes on one machine, cores / processes keeps them from fighting over the cores."""
     job_queue_name: str = "hounsfield-jobs"
     """The broker queue job ids travel on (API and workers must agree)."""
     job_threads: int = 2
@@ -204,6 +207,7 @@ _EXPECTED: dict[str, str] = {
     "rate_limit_reads_per_minute": "a positive integer",
     "ws_heartbeat_interval_s": "a positive number of seconds",
     "initial_admin": "true or false",
+    "inference_threads": "a positive integer, or empty for one per core",
     "job_queue_name": "letters, digits, '.', '_' or '-', starting with a letter or '_'",
     "job_threads": "a positive integer",
     "job_max_attempts": "a positive integer",
@@ -288,6 +292,8 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
     ):
         if getattr(settings, name) <= 0:
             raise fail(name)
+    if settings.inference_threads is not None and settings.inference_threads < 1:
+        raise fail("inference_threads")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9._-]{0,99}", settings.job_queue_name):
         raise fail("job_queue_name")
     for name in ("job_threads", "job_max_attempts", "job_lease_s", "job_sweep_interval_s"):

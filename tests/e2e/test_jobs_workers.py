@@ -49,6 +49,7 @@ FAST_JOBS = {
     "HOUNSFIELD_JOB_RETRY_BACKOFF_MAX_S": "1",
     "HOUNSFIELD_JOB_REQUEUE_AFTER_S": "8",
     "HOUNSFIELD_LOG_LEVEL": "warning",
+    "HOUNSFIELD_RATE_LIMIT_READS_PER_MINUTE": "100000",  # the test polls
 }
 
 pytestmark = [

@@ -85,6 +85,9 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
         return self._move(JobStatus.QUEUED, at, queued_at=at, lease_expires_at=None)
 
     def start(self, *, at: datetime, lease_until: datetime) -> Job:
+        """Claim the job for one attempt. Progress is kept: a later attempt (after a dead
+        worker or a transient fault) shows no progress until it passes where the last one
+        stopped, so watchers never see it go backwards."""
         return self._move(
             JobStatus.RUNNING,
             at,
@@ -92,7 +95,6 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             attempts=self.attempts + 1,
             lease_expires_at=lease_until,
             stage=JobStage.LOADING,
-            progress=0.0,
             error_message=None,
         )
 

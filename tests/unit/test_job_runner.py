@@ -414,6 +414,8 @@ async def test_a_dead_workers_job_is_taken_over_after_its_lease_and_completes_on
     done = await world.job(job.id)
     assert (done.status, done.attempts) == (JobStatus.COMPLETED, 2)
     assert world.events(job.id).count("JobCompleted") == 1
+    seen = [e.progress for e in world.bus.published if getattr(e, "job_id", None) == job.id]
+    assert seen == sorted(seen), "a watcher saw progress go backwards over the takeover"
 
 
 async def test_a_job_whose_workers_keep_dying_fails_after_its_last_attempt(world: World) -> None:

@@ -22,6 +22,9 @@ log = structlog.get_logger(__name__)
 
 _T = TypeVar("_T")
 _CONTENT_TYPE_SUFFIX = ".content-type"
+_CONTENT_TYPE_ATTRIBUTE = "user.hounsfield.content_type"
+_HAS_XATTRS = hasattr(os, "setxattr")
+_NO_XATTR_ERRNOS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
 _MAX_CONTENT_TYPE_LENGTH = 255
 
 
@@ -32,7 +35,10 @@ class FilesystemBlobStore:
     ``root``, so neither ``..`` nor a symlink can lead outside. A put writes a hidden temp
     file next to the target, fsyncs it, renames it over the target and fsyncs the directory:
     readers see the whole old object or the whole new one. The content type, when given,
-    lives in a hidden sidecar file (``.<name>.content-type``); hidden names can never be keys.
+    lives in the file's extended attribute ``user.hounsfield.content_type`` (set before the
+    fsync, so it is as durable as the bytes), or, where the filesystem has no user
+    attributes, in a hidden sidecar file (``.<name>.content-type``, also read for objects
+    stored that way before); hidden names can never be keys.
 
     A key cannot be both an object and the prefix of another (``a`` and ``a/b``): the
     second put raises ``Conflict``.
@@ -47,8 +53,11 @@ class FilesystemBlobStore:
         *,
         signing_key: bytes | None = None,
         public_base_url: str | None = None,
+        extended_attributes: bool = True,
     ) -> None:
+        """``extended_attributes=False`` keeps content types in sidecar files only."""
         self._root = Path(root).expanduser().resolve()
+        self._xattrs = extended_attributes and _HAS_XATTRS
         self._signer = (
             UrlSigner(signing_key=signing_key, public_base_url=public_base_url)
             if signing_key is not None and public_base_url is not None
@@ -88,13 +97,12 @@ class FilesystemBlobStore:
             async for chunk in data:
                 if chunk:
                     await self._run("store", key, handle.write, chunk)
-            size = await self._run("store", key, _finish, handle, temp, path, key)
         except BaseException:
             handle.close()
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise
-        await self._run("store", key, self._write_content_type, path, content_type)
+        size = await self._run("store", key, self._commit, handle, temp, path, key, content_type)
         log.debug("blob.put", key=key, size_bytes=size)
         return BlobInfo(key=key, size_bytes=size, content_type=content_type)
 
@@ -177,13 +185,30 @@ class FilesystemBlobStore:
     def _put_bytes(
         self, key: str, data: bytes | bytearray | memoryview, content_type: str | None
     ) -> int:
-        """The whole put of an object in memory, in the streamed put's order (the object,
-        then its content type's sidecar, each fsynced and renamed into place), with one
-        fsync of the directory for both renames instead of one each."""
+        """The whole put of an object in memory (blocking)."""
         path, handle, temp = self._open_temp(key)
         try:
+            handle.write(data)
+        except BaseException:
+            handle.close()
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        return self._commit(handle, temp, path, key, content_type)
+
+    def _commit(
+        self, handle: BinaryIO, temp: Path, path: Path, key: str, content_type: str | None
+    ) -> int:
+        """Make a written temp file the object ``key``, durably (blocking).
+
+        The content type goes into an extended attribute of the temp file, so that one
+        fsync of the file and one of the directory (for the rename) make the object and its
+        type durable together; on a filesystem without user attributes it goes into the
+        sidecar file instead. A stale sidecar of the object this replaces is removed.
+        """
+        try:
             with handle:
-                handle.write(data)
+                tagged = self._xattrs and _tag_content_type(handle.fileno(), content_type)
                 handle.flush()
                 os.fsync(handle.fileno())
                 size = os.fstat(handle.fileno()).st_size
@@ -192,7 +217,11 @@ class FilesystemBlobStore:
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise
-        self._write_content_type(path, content_type, sync_directory=False)
+        if tagged:
+            with contextlib.suppress(FileNotFoundError):
+                _sidecar(path).unlink()
+        else:
+            self._write_content_type(path, content_type)
         _fsync_directory(path.parent)
         return size
 
@@ -245,9 +274,8 @@ class FilesystemBlobStore:
                 raise _prefix_conflict(key) from err
             _fsync_directory(created.parent)
 
-    def _write_content_type(
-        self, path: Path, content_type: str | None, *, sync_directory: bool = True
-    ) -> None:
+    def _write_content_type(self, path: Path, content_type: str | None) -> None:
+        """The sidecar (fsynced; the caller fsyncs the directory)."""
         sidecar = _sidecar(path)
         if content_type is None:
             with contextlib.suppress(FileNotFoundError):
@@ -264,8 +292,6 @@ class FilesystemBlobStore:
             with contextlib.suppress(OSError):
                 os.unlink(name)
             raise
-        if sync_directory:
-            _fsync_directory(path.parent)
 
     def _head(self, key: str) -> BlobInfo | None:
         path = self.path_for(key)
@@ -275,11 +301,9 @@ class FilesystemBlobStore:
             return None
         if not S_ISREG(status.st_mode):
             return None
-        try:
-            content_type: str | None = _sidecar(path).read_text()
-        except (FileNotFoundError, NotADirectoryError):
-            content_type = None
-        return BlobInfo(key=key, size_bytes=status.st_size, content_type=content_type)
+        return BlobInfo(
+            key=key, size_bytes=status.st_size, content_type=_content_type_of(path, self._xattrs)
+        )
 
     def _ping(self) -> None:
         try:
@@ -298,14 +322,32 @@ class FilesystemBlobStore:
             ) from err
 
 
-def _finish(handle: BinaryIO, temp: Path, path: Path, key: str) -> int:
-    handle.flush()
-    os.fsync(handle.fileno())
-    size = os.fstat(handle.fileno()).st_size
-    handle.close()
-    _rename(temp, path, key)
-    _fsync_directory(path.parent)
-    return size
+def _tag_content_type(fd: int, content_type: str | None) -> bool:
+    """Put ``content_type`` in the open file's extended attribute; False where the platform
+    or filesystem has no user attributes (the caller writes the sidecar then)."""
+    if content_type is None:
+        return True
+    try:
+        os.setxattr(fd, _CONTENT_TYPE_ATTRIBUTE, content_type.encode())
+    except OSError as err:
+        if err.errno in _NO_XATTR_ERRNOS:
+            return False
+        raise
+    return True
+
+
+def _content_type_of(path: Path, xattrs: bool) -> str | None:
+    """The extended attribute, else the sidecar (objects written by earlier versions, or on
+    filesystems without user attributes), else None."""
+    if xattrs:
+        try:
+            return os.getxattr(path, _CONTENT_TYPE_ATTRIBUTE).decode()
+        except OSError:
+            pass
+    try:
+        return _sidecar(path).read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _rename(temp: Path, path: Path, key: str) -> None:

@@ -471,6 +471,64 @@ async def test_filesystem_leaves_no_temporary_files_behind(
     assert sorted(p.name for p in (fs_store.root / "dir").iterdir()) == ["a.bin"]
 
 
+def _has_user_attributes(directory: Path) -> bool:
+    probe = directory / "xattr-probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+    except (AttributeError, OSError):
+        return False
+    finally:
+        probe.unlink()
+    return True
+
+
+async def test_filesystem_keeps_the_content_type_with_the_file_not_beside_it(
+    fs_store: FilesystemBlobStore,
+) -> None:
+    fs_store.root.mkdir(parents=True, exist_ok=True)
+    if not _has_user_attributes(fs_store.root):
+        pytest.skip("this filesystem has no user extended attributes")
+
+    await fs_store.put("dir/a.dcm", b"dicom", content_type="application/dicom")
+    await fs_store.put("dir/b.dcm", chunks_of(b"dicom", 2), content_type="application/dicom")
+
+    assert sorted(p.name for p in (fs_store.root / "dir").iterdir()) == ["a.dcm", "b.dcm"]
+    for key in ("dir/a.dcm", "dir/b.dcm"):
+        assert await fs_store.head(key) == BlobInfo(
+            key=key, size_bytes=5, content_type="application/dicom"
+        )
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "streamed"])
+async def test_filesystem_content_types_in_sidecars_stay_readable_and_are_replaced(
+    tmp_path: Path, streamed: bool
+) -> None:
+    # a store without extended attributes (or objects stored before they were used) keeps
+    # content types in sidecar files; a store with them reads those and replaces them
+    def body(data: bytes) -> bytes | AsyncIterator[bytes]:
+        return chunks_of(data, 2) if streamed else data
+
+    sidecars = FilesystemBlobStore(tmp_path, extended_attributes=False)
+    await sidecars.put("d/a.txt", body(b"old"), content_type="text/plain")
+    assert (tmp_path / "d" / ".a.txt.content-type").read_text() == "text/plain"
+    assert await sidecars.head("d/a.txt") == BlobInfo(
+        key="d/a.txt", size_bytes=3, content_type="text/plain"
+    )
+
+    store = FilesystemBlobStore(tmp_path)
+    assert await store.head("d/a.txt") == BlobInfo(
+        key="d/a.txt", size_bytes=3, content_type="text/plain"
+    )
+    await store.put("d/a.txt", body(b"newer"), content_type="application/json")
+    assert await store.head("d/a.txt") == BlobInfo(
+        key="d/a.txt", size_bytes=5, content_type="application/json"
+    )
+    await store.put("d/a.txt", body(b"typeless"))
+    assert await store.head("d/a.txt") == BlobInfo(key="d/a.txt", size_bytes=8)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["a.txt"]
+
+
 async def test_filesystem_refuses_a_symlink_that_leads_outside_the_root(
     fs_store: FilesystemBlobStore, tmp_path: Path
 ) -> None:

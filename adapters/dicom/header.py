@@ -66,9 +66,12 @@ def header_json(
     # encoding headers at once could leave every later read in the process in strict mode.
     encoded: dict[str, Any] = {}
     for tag in list(ds.keys()):
+        key = f"{int(tag):08X}"
+        if key in PIXEL_DATA_TAGS:  # dropped anyway: not worth converting
+            continue
         try:
             element = ds[tag]
-            encoded[f"{int(tag):08X}"] = element.to_json_dict(
+            encoded[key] = element.to_json_dict(
                 bulk_data_element_handler=_drop,
                 bulk_data_threshold=bulk_data_threshold_bytes,
             )

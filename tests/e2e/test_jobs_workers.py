@@ -3,7 +3,9 @@
 * ``hounsfield serve`` (API only) + two ``hounsfield worker`` processes on one PostgreSQL and
   one broker (Redis, then RabbitMQ): 20 analyses of a small synthetic CT series with the demo
   model; one worker is killed with SIGKILL while it runs jobs; every job still completes,
-  exactly once (one result per job), the killed worker's jobs on a second attempt.
+  exactly once (one result per job), the killed worker's jobs on a second attempt, and a
+  websocket client on ``/ws`` sees every job reach ``completed`` with progress that never
+  goes backwards.
 * ``hounsfield serve`` on the embedded default (in-process queue), stopped with SIGTERM while
   jobs wait and started again: none of them is lost.
 
@@ -14,9 +16,11 @@ taken over within seconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +32,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.e2e.test_serve import Server, clean_environment, free_port, hounsfield_command
 from tests.fixtures.imaging import synthetic_ct_series
@@ -144,6 +149,45 @@ class Client:
         pytest.fail(f"{why} within {timeout_s:g} s; jobs: {states}")
 
 
+class Watcher(threading.Thread):
+    """A websocket client on ``/ws`` following every job: what it saw, per job."""
+
+    def __init__(self, server: Server, headers: dict[str, str], job_ids: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.url = f"ws://127.0.0.1:{server.port}/ws"
+        self.headers = headers
+        self.job_ids = job_ids
+        self.progress: dict[str, list[float]] = {job_id: [] for job_id in job_ids}
+        self.last: dict[str, str] = {}
+        self.errors: list[Any] = []
+        self.subscribed = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with connect(self.url, additional_headers=self.headers, open_timeout=30) as ws:
+                for job_id in self.job_ids:
+                    ws.send(json.dumps({"action": "subscribe", "job_id": job_id}))
+                self.subscribed.set()
+                deadline = time.monotonic() + FINISH_TIMEOUT_S
+                while time.monotonic() < deadline and not self.done():
+                    try:
+                        message = json.loads(ws.recv(timeout=1))
+                    except TimeoutError:
+                        continue
+                    if message["type"] == "job":
+                        self.progress[message["job_id"]].append(message["progress"])
+                        self.last[message["job_id"]] = message["status"]
+                    elif message["type"] == "error":
+                        self.errors.append(message)
+        except Exception as err:  # reported by the test's assertions
+            self.errors.append(repr(err))
+        finally:
+            self.subscribed.set()
+
+    def done(self) -> bool:
+        return all(self.last.get(job_id) == "completed" for job_id in self.job_ids)
+
+
 def count(jobs: list[dict[str, Any]], status: str) -> int:
     return sum(1 for job in jobs if job["status"] == status)
 
@@ -248,6 +292,9 @@ def test_twenty_jobs_on_two_workers_survive_a_killed_worker_and_complete_once(
     study_id = client.upload_series()
 
     job_ids = client.submit(study_id, JOBS)
+    watcher = Watcher(server, client.headers, job_ids)
+    watcher.start()
+    watcher.subscribed.wait(30)
     client.wait_until(
         lambda jobs: count(jobs, "running") >= 3 and count(jobs, "completed") >= 1,
         FINISH_TIMEOUT_S,
@@ -258,6 +305,7 @@ def test_twenty_jobs_on_two_workers_survive_a_killed_worker_and_complete_once(
     final = client.wait_until(
         lambda jobs: count(jobs, "completed") == JOBS, FINISH_TIMEOUT_S, "not every job completed"
     )
+    watcher.join(FINISH_TIMEOUT_S)
     survivor_exit = stop(workers[1].process)
     results = asyncio.run(results_per_job(database_url))
 
@@ -267,6 +315,11 @@ def test_twenty_jobs_on_two_workers_survive_a_killed_worker_and_complete_once(
     assert all(1 <= n <= 3 for n in attempts), attempts
     assert attempts[-1] >= 2, "no job of the killed worker was taken over"
     assert all(job["progress"] == 1.0 and job["finished_at"] for job in final)
+    # a websocket client saw every job reach completed, with progress never going back
+    assert watcher.errors == []
+    assert watcher.done(), watcher.last
+    for job_id, seen in watcher.progress.items():
+        assert seen == sorted(seen), (job_id, seen)
     assert survivor_exit == 0, workers[1].output()[-3000:]
 
 

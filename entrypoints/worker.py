@@ -19,6 +19,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
@@ -30,6 +31,7 @@ import dramatiq
 import structlog
 
 from adapters.queue import build_job_actor
+from domain.errors import DomainError
 from entrypoints.bootstrap import Container, bootstrap
 from entrypoints.jobs import SHUTDOWN_GRACE_S, sweeping
 from entrypoints.logging import configure_logging
@@ -91,7 +93,12 @@ def run_workers(
 
 
 def _child(settings: Settings, threads: int, grace_s: float) -> None:
-    raise SystemExit(worker_process(settings, threads=threads, grace_s=grace_s))
+    try:
+        status = worker_process(settings, threads=threads, grace_s=grace_s)
+    except DomainError as err:  # an unreachable database or broker: one line, as the CLI does
+        print(f"Error: {' '.join(err.detail.split())}", file=sys.stderr)
+        status = 1
+    raise SystemExit(status)
 
 
 def worker_process(settings: Settings, *, threads: int, grace_s: float) -> int:
@@ -110,6 +117,9 @@ def worker_process(settings: Settings, *, threads: int, grace_s: float) -> int:
     try:
         container: Container = call(bootstrap(settings))
         resources.push_async_callback(container.aclose)
+        queue = container.job_queue.dramatiq
+        assert queue is not None  # a broker URL is configured
+        call(queue.ping())  # an unreachable broker stops the worker now, in one line
         runner = container.job_queue.runner
         call(
             resources.enter_async_context(
@@ -120,8 +130,6 @@ def worker_process(settings: Settings, *, threads: int, grace_s: float) -> int:
                 )
             )
         )
-        queue = container.job_queue.dramatiq
-        assert queue is not None  # a broker URL is configured
         build_job_actor(
             queue.broker,
             lambda job_id: call(runner.run(UUID(job_id))),

@@ -363,3 +363,53 @@ def test_restarting_serve_on_the_embedded_default_loses_no_queued_job(
     assert sorted(job["id"] for job in final) == sorted(job_ids)
     assert all(job["attempts"] == 1 for job in final)  # handed back jobs keep their attempts
     assert second_exit == 0, second.output()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("variables", "mentioned"),
+    [
+        ({"HOUNSFIELD_DATABASE_URL": "postgresql://127.0.0.1:5432/x"}, "HOUNSFIELD_BROKER_URL"),
+        ({"HOUNSFIELD_BROKER_URL": "redis://127.0.0.1:6379/0"}, "HOUNSFIELD_DATABASE_URL"),
+        ({"HOUNSFIELD_BROKER_URL": "kafka://q:1"}, "HOUNSFIELD_BROKER_URL"),
+    ],
+)
+def test_a_worker_without_what_it_needs_stops_with_one_line(
+    tmp_path: Path, variables: dict[str, str], mentioned: str
+) -> None:
+    result = subprocess.run(
+        [*hounsfield_command(), "worker", "--processes", "2"],
+        env=clean_environment(HOUNSFIELD_DATA_DIR=str(tmp_path / "data"), **variables),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and mentioned in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_worker_whose_broker_does_not_answer_stops_with_one_line(
+    tmp_path: Path, database_url: str
+) -> None:
+    result = subprocess.run(
+        [*hounsfield_command(), "worker"],
+        env=clean_environment(
+            HOUNSFIELD_DATA_DIR=str(tmp_path / "data"),
+            HOUNSFIELD_DATABASE_URL=database_url,
+            HOUNSFIELD_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
+            HOUNSFIELD_LOG_LEVEL="error",
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "unavailable" in result.stderr.splitlines()[-1], result.stderr
+    assert "Traceback" not in result.stderr

@@ -175,6 +175,8 @@ class JobRunner:
                 waited_since = job.queued_at or job.updated_at
                 if waited_since > now - timedelta(seconds=wait_s):
                     continue
+                if not await self._touch_queued(job, now):
+                    continue
             else:
                 recovered = await self._recover_one(job, now)
                 if recovered is None or recovered.status is not JobStatus.QUEUED:
@@ -317,6 +319,17 @@ class JobRunner:
             return stored
         await self._send(mine.id, delay_s)
         return outcome
+
+    async def _touch_queued(self, job: Job, now: datetime) -> bool:
+        """Mark a waiting job as sent again now, so the next sweep waits before resending it
+        (while no worker runs, its queue does not fill with copies of the same id)."""
+        async with self._uow() as uow:
+            try:
+                await uow.jobs.update(msgspec.structs.replace(job, queued_at=now))
+            except ConcurrentModification:
+                return False  # a worker took it meanwhile
+            await uow.commit()
+        return True
 
     async def _recover_one(self, job: Job, now: datetime) -> Job | None:
         """A pending job, or a running one whose worker stopped renewing its lease."""

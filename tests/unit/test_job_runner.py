@@ -238,6 +238,10 @@ async def test_a_job_the_broker_refused_is_sent_again_by_the_sweep(world: World)
     assert await runner.recover() == 0  # not waited long enough: its message may be on its way
     assert await runner.recover(requeue_queued_after_s=0) == 1
     assert world.queue.sent == [(job.id, 0.0)]
+    world.clock.advance(seconds=899)
+    assert await runner.recover() == 0  # sent again a moment ago: no copies pile up
+    world.clock.advance(seconds=2)
+    assert await runner.recover() == 1
 
 
 # -- running -------------------------------------------------------------------------------

@@ -23,6 +23,18 @@ class ReportStatus(enum.StrEnum):
     VERIFIED = "verified"
 
 
+AI_DRAFT_NOTICE = (
+    "AI-GENERATED PRELIMINARY REPORT - NOT VERIFIED BY A RADIOLOGIST. "
+    "It must be reviewed, corrected and verified before any clinical use."
+)
+"""The first line of every AI draft; report writers put it there, verification replaces it."""
+
+AI_VERIFIED_NOTICE = (
+    "AI-ASSISTED REPORT - drafted by an AI model, reviewed and verified by a radiologist."
+)
+"""What an AI draft's notice becomes once a radiologist verifies it: a verified report must not
+say it is unverified, and must still say that a model wrote its first draft."""
+
 REPORT_TRANSITIONS: TransitionTable[ReportStatus] = TransitionTable(
     "report", {ReportStatus.DRAFT: {ReportStatus.VERIFIED}, ReportStatus.VERIFIED: set()}
 )
@@ -61,8 +73,12 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
 
     def verify(self, verifier_id: Id, *, at: datetime) -> Report:
         REPORT_TRANSITIONS.check(self.status, ReportStatus.VERIFIED)
+        findings = self.findings
+        if self.is_ai_generated:
+            findings = findings.replace(AI_DRAFT_NOTICE, AI_VERIFIED_NOTICE)
         return msgspec.structs.replace(
             self,
+            findings=findings,
             status=ReportStatus.VERIFIED,
             type=ReportType.ADDENDUM if self.type is ReportType.ADDENDUM else ReportType.FINAL,
             verified_by=verifier_id,

@@ -10,12 +10,10 @@ from __future__ import annotations
 import msgspec
 
 from domain.analysis import AnalysisResult, Detection
+from domain.reports import AI_DRAFT_NOTICE
 from domain.studies import Study
 
-AI_NOTICE = (
-    "AI-GENERATED PRELIMINARY REPORT - NOT VERIFIED BY A RADIOLOGIST. "
-    "It must be reviewed, corrected and verified before any clinical use."
-)
+AI_NOTICE = AI_DRAFT_NOTICE
 
 
 class DraftText(msgspec.Struct, kw_only=True):

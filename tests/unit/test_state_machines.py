@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.billing import INVOICE_TRANSITIONS, InvoiceStatus
 from domain.errors import Conflict, InvalidInput, InvalidTransition
 from domain.jobs import JOB_TRANSITIONS, JobStage, JobStatus
-from domain.reports import REPORT_TRANSITIONS, ReportStatus
+from domain.reports import AI_DRAFT_NOTICE, AI_VERIFIED_NOTICE, REPORT_TRANSITIONS, ReportStatus
 from domain.studies import STUDY_TRANSITIONS, StudyStatus
 from tests.unit.factories import T0, a_job, a_report, a_study, an_invoice
 
@@ -153,3 +153,20 @@ def test_an_invoice_only_goes_from_pending_to_paid_or_cancelled(path):
                 invoice.move_to(requested, at=T0)
     if invoice.status is InvoiceStatus.PAID:
         assert invoice.paid_at == T0
+
+
+def test_verifying_an_ai_draft_replaces_its_unverified_notice_and_keeps_the_rest() -> None:
+    draft = a_report(
+        findings=f"{AI_DRAFT_NOTICE}\nFindings:\n1. lesion: 12 mm, right lower lobe.",
+        is_ai_generated=True,
+    )
+    written_by_hand = a_report(findings=draft.findings, is_ai_generated=False)
+
+    verified = draft.verify(uuid4(), at=T0)
+
+    assert verified.status is ReportStatus.VERIFIED
+    assert verified.findings.splitlines()[0] == AI_VERIFIED_NOTICE
+    assert "NOT VERIFIED" not in verified.findings
+    assert verified.findings.splitlines()[1:] == draft.findings.splitlines()[1:]
+    # a report typed by a radiologist is verified exactly as written
+    assert written_by_hand.verify(uuid4(), at=T0).findings == written_by_hand.findings

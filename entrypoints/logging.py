@@ -109,10 +109,14 @@ def configure_logging(
     # uvicorn installs its own handlers unless told otherwise; route them through ours.
     # Its access log prints raw paths with query strings, so it stays off (see the
     # request middleware for our own access line, by route template).
+    # A dictConfig that ran earlier (uvicorn's own, an embedding application's) may have left
+    # these disabled or with their own level; ours decides.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+        logger.disabled = False
+        logger.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn.access").disabled = True
     # HTTP client libraries log full URLs, query strings included.
     for name in ("httpx", "httpcore"):

@@ -255,6 +255,11 @@ class AnalysisService:
             ensure_visible(principal, job.centre_id, "job", job_id)
             require_job_reader(principal)
             result = await uow.results.get_for_job(job_id)
+        if result is None and not job.finished:
+            # the job exists and the caller may see it: say why there is nothing yet
+            raise Conflict(
+                f"job {job_id} is {job.status.value}; its result appears when it completes"
+            )
         if result is None:
             raise NotFound("result of job", job_id)
         await self._audit(principal, result, "result")

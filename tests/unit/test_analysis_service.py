@@ -21,7 +21,7 @@ from adapters.memory import MemoryBlobStore
 from adapters.system import UuidIdGenerator
 from domain.analysis import AnalysisResult
 from domain.audit import AuditQuery
-from domain.errors import InvalidInput, NotFound, PermissionDenied
+from domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from domain.identity import Principal, PrincipalKind, Scope
 from domain.jobs import Job, JobStage
 from domain.ports.jobs import JobCancelledError
@@ -192,7 +192,8 @@ async def test_a_cancelled_job_stops_without_a_result(setup):
     with pytest.raises(JobCancelledError):
         await setup.service(setup.job, RecordingReporter(cancel_at=JobStage.INFERENCE))
 
-    with pytest.raises(NotFound):
+    # the handler alone does not end the job (the runner does): it is still unfinished here
+    with pytest.raises(Conflict):
         await setup.service.result_for_job(setup.world.admin, setup.job.id)
     assert not await setup.blobs.exists(segmentation_key(setup.job))
     assert setup.hooks == []
@@ -339,7 +340,7 @@ async def test_an_abandoned_job_stops_its_worker_thread_and_stores_nothing(setup
     await asyncio.sleep(0.6)
 
     assert engine.batches == batches  # the thread stopped at its next progress report
-    with pytest.raises(NotFound):
+    with pytest.raises(Conflict):  # no result: the job is still unfinished
         await service.result_for_job(setup.world.admin, setup.job.id)
 
 
@@ -366,3 +367,11 @@ async def test_deleting_the_study_removes_its_segs(setup):
     await studies.delete(setup.world.admin, setup.job.study_id)
 
     assert not await setup.blobs.exists(segmentation_key(setup.job))
+
+
+async def test_a_result_asked_for_before_the_job_ends_is_a_conflict_naming_its_status(setup):
+    with pytest.raises(Conflict, match="pending; its result appears when it completes"):
+        await setup.service.result_for_job(setup.world.as_("radiologist-a"), setup.job.id)
+    # another centre still learns nothing about the job
+    with pytest.raises(NotFound):
+        await setup.service.result_for_job(setup.world.as_("radiologist-b"), setup.job.id)

@@ -436,6 +436,21 @@ def test_an_idle_connection_gets_heartbeats(make_live: Callable[..., Live]) -> N
     assert all(datetime.fromisoformat(beat["timestamp"]) for beat in beats)
 
 
+def test_a_connection_closes_once_its_key_is_revoked(make_live: Callable[..., Live]) -> None:
+    live = make_live(ws_heartbeat_interval_s="0.1")
+    spare = live.world.a.spare_key
+    with live.connect("/ws", spare.headers) as ws:
+        assert receive(ws)["type"] == "heartbeat"  # open and authenticated
+        revoked = live.client.delete(
+            f"/api/v1/api-keys/{spare.id}", headers=live.world.admin.headers
+        )
+        assert revoked.status_code == 204
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for _ in range(50):  # heartbeats until the next credential check
+                assert receive(ws)["type"] == "heartbeat"
+    assert closed.value.code == 4401
+
+
 # -- with the jobs API --------------------------------------------------------------------
 
 

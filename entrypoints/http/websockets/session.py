@@ -137,13 +137,31 @@ class JobSocket:
     @contextlib.asynccontextmanager
     async def heartbeats(self) -> AsyncIterator[None]:
         """While the block runs, send a heartbeat whenever the connection has been silent
-        for ``ws_heartbeat_interval_s``."""
-        task = asyncio.create_task(self._beat(self._container.settings.ws_heartbeat_interval_s))
+        for ``ws_heartbeat_interval_s``, and check the credentials again at that interval:
+        a connection outlives neither its token's expiry nor a revoked key or deactivated
+        user (it closes with 4401)."""
+        interval_s = self._container.settings.ws_heartbeat_interval_s
+        tasks = [
+            asyncio.create_task(self._beat(interval_s)),
+            asyncio.create_task(self._recheck(interval_s)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _recheck(self, interval_s: float) -> None:
+        while not self.closed:
+            await asyncio.sleep(interval_s)
+            try:
+                await authenticate(self._socket, self._container)
+            except (Unauthenticated, PermissionDenied) as err:
+                await self.close(UNAUTHENTICATED, reason=err.detail[:120])
+                return
+            except Unavailable:  # the database is away for a moment: check again later
+                continue
 
     async def _beat(self, interval_s: float) -> None:
         while not self.closed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -45,8 +46,21 @@ def _prune(node: Any) -> Any:
     return str(node)
 
 
+def element_json(
+    element: DataElement, *, bulk_data_threshold_bytes: int = BULK_DATA_THRESHOLD_BYTES
+) -> dict[str, Any]:
+    """One element's DICOM JSON as :func:`header_json` writes it (before pruning)."""
+    encoded: dict[str, Any] = element.to_json_dict(
+        bulk_data_element_handler=_drop, bulk_data_threshold=bulk_data_threshold_bytes
+    )
+    return encoded
+
+
 def header_json(
-    ds: Dataset, *, bulk_data_threshold_bytes: int = BULK_DATA_THRESHOLD_BYTES
+    ds: Dataset,
+    *,
+    bulk_data_threshold_bytes: int = BULK_DATA_THRESHOLD_BYTES,
+    encoded_elements: Mapping[int, dict[str, Any]] | None = None,
 ) -> dict[str, object]:
     """``ds`` as a DICOM JSON object, pixel data and large binary values left out.
 
@@ -56,6 +70,10 @@ def header_json(
     (``InlineBinary``). Elements whose values cannot be encoded are skipped; the stored file
     keeps them byte for byte. The file meta group (0002) is not part of the dataset and is not
     included.
+
+    Args:
+        encoded_elements: :func:`element_json` of some elements of ``ds`` already, by tag
+            (from :func:`adapters.dicom.interning.intern_elements`).
 
     Returns:
         A dict keyed by 8-hex-digit tags, each ``{"vr": ..., "Value": [...]}``, ready for
@@ -69,11 +87,13 @@ def header_json(
         key = f"{int(tag):08X}"
         if key in PIXEL_DATA_TAGS:  # dropped anyway: not worth converting
             continue
+        known = encoded_elements.get(tag) if encoded_elements else None
+        if known is not None:
+            encoded[key] = known
+            continue
         try:
-            element = ds[tag]
-            encoded[key] = element.to_json_dict(
-                bulk_data_element_handler=_drop,
-                bulk_data_threshold=bulk_data_threshold_bytes,
+            encoded[key] = element_json(
+                ds[tag], bulk_data_threshold_bytes=bulk_data_threshold_bytes
             )
         except Exception:  # an unencodable element is skipped; the stored file keeps it
             continue

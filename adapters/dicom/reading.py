@@ -16,7 +16,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from adapters.dicom import attributes
-from adapters.dicom.header import header_json
+from adapters.dicom.header import element_json, header_json
+from adapters.dicom.interning import intern_elements
 from adapters.dicom.pixels import decode_frames, has_pixel_data, transfer_syntax
 from domain.errors import InvalidInput
 from domain.imaging import Frames, ImageFields, ImageFormat
@@ -173,6 +174,7 @@ def read_dicom(
     require_pixel_data: bool = True,
     decode: bool = True,
     max_decoded_bytes: int = MAX_DECODED_BYTES,
+    shared_elements: bool = False,
 ) -> DicomImage:
     """Parse and validate one DICOM file.
 
@@ -191,6 +193,9 @@ def read_dicom(
             faster choice for native transfer syntaxes; compressed data is only proven
             decodable by decoding it.
         max_decoded_bytes: refuse files whose pixels would decode to more than this.
+        shared_elements: convert header elements through
+            :func:`adapters.dicom.interning.intern_elements` (much faster for the files of a
+            series); only for a caller that reads the fields and never changes the dataset.
 
     Raises:
         InvalidInput: the file is empty, not DICOM, unreadable, misses one of
@@ -199,11 +204,12 @@ def read_dicom(
     """
     ds = _parse(data)
     try:
+        known = intern_elements(ds, element_json) if shared_elements else None
         _check_required(ds)
         pixels = _check_pixels(
             ds, require_pixel_data=require_pixel_data, max_decoded_bytes=max_decoded_bytes
         )
-        fields = attributes.image_fields(ds, header=header_json(ds))
+        fields = attributes.image_fields(ds, header=header_json(ds, encoded_elements=known))
     except InvalidInput:
         raise
     except MemoryError:

@@ -40,7 +40,7 @@ def read_fields(data: bytes, file_name: str, modality: Modality | None) -> Image
         if is_dicom_part10(data):
             # native pixel data is checked for length and layout without decoding it;
             # compressed pixel data is only proven readable by decoding it
-            image = read_dicom(data, require_pixel_data=True, decode=False)
+            image = read_dicom(data, require_pixel_data=True, decode=False, shared_elements=True)
             if _compressed(image.fields.instance.transfer_syntax_uid):
                 image.frames()
             return image.fields

@@ -93,6 +93,8 @@ class CentreA(Ids):
     key_prefix: str
     staged_key: str
     seg: bytes
+    study_files: tuple[bytes, ...]
+    """The DICOM files of A's first study, as uploaded."""
     markers: frozenset[str]
     """Every string of A's data an answer to B must not carry (unless B sent it)."""
 
@@ -328,6 +330,7 @@ async def seed_centre_a(world: World) -> CentreA:
         key_prefix=key["prefix"],
         staged_key=staged["key"],
         seg=seg.content,
+        study_files=tuple(files),
         markers=frozenset(markers),
     )
 
@@ -624,10 +627,6 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", f"{API}/reports"): named(lambda a, own: [Call(
         method="POST", url=f"{API}/reports",
         json={"study_id": own.study, "findings": "From B.", "impression": "None."},
-    ), Call(
-        method="POST", url=f"{API}/reports",
-        json={"study_id": own.study, "findings": "Addendum.", "impression": "None.",
-              "amends_report_id": a.report},
     )], refused_anywhere=True),
     ("GET", f"{API}/reports/{{report_id:uuid}}"): named(lambda a, own: [
         get(f"{API}/reports/{a.report}"),
@@ -826,6 +825,7 @@ async def snapshot(t: Tenancy) -> list[Any]:
         f"{API}/studies/{a.study}",
         f"{API}/studies/{a.analysed_study}",
         f"{API}/studies/{a.study}/instances",
+        f"{API}/studies/{a.analysed_study}/instances",
         f"{API}/jobs/{a.job}",
         f"{API}/jobs/{a.job}/result",
         f"{API}/reports/{a.report}/versions",
@@ -850,8 +850,6 @@ async def snapshot(t: Tenancy) -> list[Any]:
     for url in lists:
         params = {"centre_id": a.centre}
         state.append((url, await ok(await client.get(url, headers=admin, params=params))))
-    qido = await client.get("/dicomweb/instances", headers=admin)
-    state.append(("qido", sorted(json.dumps(i, sort_keys=True) for i in qido.json())))
     staged = await t.world.served.container.blob_store.exists(a.staged_key)
     state.append(("staged upload kept", staged))
     return state
@@ -997,7 +995,7 @@ async def check_as_if_unknown(
         "|".join(re.escape(g) for g in back), lambda m: back[m.group(0)], str(unseen.get("detail"))
     )
     same = (ghost.status_code, unseen.get("type"), unseen.get("title"), detail) == (
-        404,
+        response.status_code,
         seen["type"],
         seen["title"],
         seen["detail"],
@@ -1005,7 +1003,7 @@ async def check_as_if_unknown(
     if same:
         return None
     return (
-        f"A's resource: 404 {seen['detail']!r}; an unknown one: "
+        f"A's resource: {response.status_code} {seen['detail']!r}; an unknown one: "
         f"{ghost.status_code} {unseen.get('detail')!r}"
     )
 
@@ -1068,6 +1066,84 @@ def first_difference(before: list[Any], after: list[Any]) -> str:
         if old != new:
             return f"{old[0]}: {json.dumps(old[1])[:400]} -> {json.dumps(new[1])[:400]}"
     return "?"
+
+
+# -- B's own resource with a reference to A's -------------------------------------------------
+
+MIXED: dict[str, Callable[[CentreA, Ids], Call]] = {
+    "assigns B's study to A's radiologist": lambda a, b: Call(
+        method="PATCH",
+        url=f"{API}/studies/{b.study}/assign",
+        json={"radiologist_id": a.radiologist},
+    ),
+    "reads A's instance as one of B's study": lambda a, b: get(
+        f"{API}/studies/{b.study}/instances/{a.instance}"
+    ),
+    "removes A's annotation through B's instance": lambda a, b: Call(
+        method="DELETE", url=f"{API}/instances/{b.instance}/annotations/{a.annotation}"
+    ),
+    "removes A's measurement through B's instance": lambda a, b: Call(
+        method="DELETE", url=f"{API}/instances/{b.instance}/measurements/{a.measurement}"
+    ),
+    "writes an addendum to A's report on B's study": lambda a, b: Call(
+        method="POST",
+        url=f"{API}/reports",
+        json={
+            "study_id": b.study,
+            "findings": "Addendum.",
+            "impression": "None.",
+            "amends_report_id": a.report,
+        },
+    ),
+    "exports B's and A's images together": lambda a, b: Call(
+        method="POST", url=f"{API}/export", json={"image_ids": [b.instance, a.instance]}
+    ),
+    "analyses A's series as part of B's study": lambda a, b: Call(
+        method="POST",
+        url=f"{API}/jobs",
+        json={"study_id": b.study, "series_id": a.series, "model_id": MODEL},
+    ),
+    "retrieves A's series under B's study UID": lambda a, b: get(
+        f"/dicomweb/studies/{b.study_uid}/series/{a.series_uid}"
+    ),
+    "retrieves A's instance under B's study and series UIDs": lambda a, b: get(
+        f"/dicomweb/studies/{b.study_uid}/series/{b.series_uid}/instances/{a.sop_uid}"
+    ),
+    "searches A's series within B's study": lambda a, b: get(
+        f"/dicomweb/studies/{b.study_uid}/series", SeriesInstanceUID=a.series_uid
+    ),
+}
+"""Requests about B's own resources that also name one of A's: A's is answered as unknown."""
+
+
+def found_nothing(response: httpx.Response) -> bool:
+    """An empty search result (DICOMweb answers 200 ``[]`` or 204)."""
+    return response.status_code == 204 or (response.status_code == 200 and response.json() == [])
+
+
+@pytest.mark.parametrize("what", list(MIXED))
+async def test_a_reference_to_a_inside_b_s_own_request_is_unknown(
+    tenancy: Tenancy, what: str
+) -> None:
+    call = MIXED[what](tenancy.a, tenancy.b)
+    changes = call.method != "GET"
+    before = await snapshot(tenancy) if changes else None
+    failures = []
+    for actor in ACTORS:
+        response = await call.send(tenancy.client, tenancy.headers(actor))
+        status, found = response.status_code, leaked(response, call, tenancy.a.markers)
+        if found:
+            failures.append(f"{actor}: {status} carries A's data {found}")
+        elif status >= 500 or (status < 400 and not found_nothing(response)):
+            failures.append(f"{actor}: {status} {response.text[:300]}")
+        elif status >= 400:
+            problem = await check_as_if_unknown(tenancy, call, actor, response)
+            if problem:
+                failures.append(f"{actor}: {problem}")
+    after = await snapshot(tenancy) if before is not None else None
+    if before is not None and after != before:
+        failures.append("centre A changed: " + first_difference(before, after))
+    assert not failures, "\n".join(failures)
 
 
 # -- the routes checked on their own ----------------------------------------------------------
@@ -1175,3 +1251,43 @@ async def websocket(
         await incoming.put({"type": "websocket.disconnect", "code": 1000})
         await asyncio.wait_for(task, timeout=5)
     return sent
+
+
+async def test_b_holding_the_same_files_as_a_gets_a_study_of_its_own(tenancy: Tenancy) -> None:
+    """The same study sent to both centres: B's upload (multipart or STOW-RS, into A's study
+    UID) makes B's own copy; it neither joins A's study nor says that A has it."""
+    t, a = tenancy, tenancy.a
+    headers = t.world.b.technician.headers
+    ids_of_a = {a.study, a.series, a.instance, a.centre, a.study_code}
+    before = await snapshot(t)
+    made: list[str] = []
+    try:
+        uploaded = await post_studies(
+            t.client, headers, [(f"{n}.dcm", data) for n, data in enumerate(a.study_files)]
+        )
+        body = await ok(uploaded, 201)
+        (study,) = body["studies"]
+        made.append(study["id"])
+        own = await ok(await t.client.get(f"{API}/studies/{study['id']}", headers=headers))
+        assert (own["centre_id"], own["id"]) == (t.b.centre, study["id"])
+        assert study["id"] != a.study
+        assert not [m for m in ids_of_a if m in uploaded.text]
+        assert not any(f.get("duplicate") for f in body["files"]), body["files"]
+
+        stowed = await t.client.post(
+            f"/dicomweb/studies/{a.study_uid}",
+            content=stow_body([a.study_files[0]]),
+            headers=stow_headers(headers),
+        )
+        assert stowed.status_code == 200, stowed.text
+        assert not [m for m in ids_of_a if m in stowed.text]
+        listed = await ok(await t.client.get(f"{API}/studies", headers=headers))
+        assert {s["id"] for s in listed} == {t.b.study, study["id"]}, "STOW joined B's copy"
+        after = await snapshot(t)
+        assert after == before, first_difference(before, after)
+    finally:
+        for study_id in made:
+            deleted = await t.client.delete(
+                f"{API}/studies/{study_id}", headers=t.world.admin.headers
+            )
+            assert deleted.status_code == 204, deleted.text

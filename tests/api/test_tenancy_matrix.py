@@ -1068,6 +1068,45 @@ def first_difference(before: list[Any], after: list[Any]) -> str:
     return "?"
 
 
+UNSCOPED_CALLS: dict[tuple[str, str], list[Call]] = {
+    ("GET", "/docs/{path:str}"): [get("/docs/swagger.html")],
+    ("GET", f"{API}/models/{{model_id:str}}"): [get(f"{API}/models/{MODEL}")],
+    ("POST", f"{API}/auth/token"): [
+        Call(
+            method="POST",
+            url=f"{API}/auth/token",
+            data={"username": "a-radiologist", "password": "wrong password, twelve+"},
+        )
+    ],
+    ("POST", f"{API}/centres"): [Call(method="POST", url=f"{API}/centres", json={"name": "C"})],
+    ("POST", f"{API}/anonymize/batch"): [
+        Call(
+            method="POST",
+            url=f"{API}/anonymize/batch",
+            files=multipart([("probe.dcm", fresh_dicom())]),
+        )
+    ],
+}
+"""The calls of unscoped routes that are not a plain GET of their path."""
+
+
+@pytest.mark.parametrize("route", matrix_params("unscoped"))
+async def test_a_route_that_names_no_centre_says_nothing_of_a(
+    tenancy: Tenancy, route: tuple[str, str]
+) -> None:
+    """Health, metrics, docs, models, signing in: nothing of A, for B or for anyone."""
+    calls = UNSCOPED_CALLS.get(route) or [Call(method=route[0], url=route[1])]
+    failures = []
+    for actor in (*ACTORS, "nobody"):
+        headers = {} if actor == "nobody" else tenancy.headers(actor)
+        for call in calls:
+            response = await call.send(tenancy.client, headers)
+            found = leaked(response, call, tenancy.a.markers)
+            if found or response.status_code >= 500:
+                failures.append(f"{actor} {call.url}: {response.status_code} carries {found}")
+    assert not failures, "\n".join(failures)
+
+
 # -- B's own resource with a reference to A's -------------------------------------------------
 
 MIXED: dict[str, Callable[[CentreA, Ids], Call]] = {
@@ -1174,27 +1213,47 @@ async def test_a_presigned_url_of_b_cannot_write_a_staged_key_of_a(tenancy: Tena
 
 
 async def test_the_socket_of_a_job_of_a_closes_with_4404(tenancy: Tenancy) -> None:
+    """As for a job that does not exist: one error frame, then 4404."""
     for actor in ACTORS:
-        sent = await websocket(tenancy.app, f"/ws/jobs/{tenancy.a.job}", tenancy.headers(actor))
+        seen = await socket_answer(tenancy, actor, tenancy.a.job, subscribe=False)
+        unknown = await socket_answer(tenancy, actor, str(uuid4()), subscribe=False)
 
-        close = sent[-1]
-        assert close["type"] == "websocket.close" and close["code"] == 4404, (actor, sent)
-        frames = [json.loads(m["text"]) for m in sent if m["type"] == "websocket.send"]
-        assert all(f["type"] == "error" for f in frames), (actor, frames)
-        assert not any("status" in f for f in frames), (actor, frames)
+        assert seen == unknown, (actor, seen, unknown)
+        frames, close = seen
+        assert close == ("websocket.close", 4404), (actor, close)
+        assert [f["type"] for f in frames] == ["error"], (actor, frames)
 
 
 async def test_a_subscription_to_a_job_of_a_gets_an_error(tenancy: Tenancy) -> None:
-    message = json.dumps({"action": "subscribe", "job_id": tenancy.a.job})
+    """As for a job that does not exist: an error, never the job's state; the socket stays."""
     for actor in ACTORS:
-        sent = await websocket(tenancy.app, "/ws", tenancy.headers(actor), [message])
+        seen = await socket_answer(tenancy, actor, tenancy.a.job, subscribe=True)
+        unknown = await socket_answer(tenancy, actor, str(uuid4()), subscribe=True)
 
-        frames = [json.loads(m["text"]) for m in sent if m["type"] == "websocket.send"]
-        assert frames, (actor, sent)
-        assert all(f["type"] in ("error", "heartbeat") for f in frames), (actor, frames)
-        assert any(f["type"] == "error" for f in frames), (actor, frames)
-        text = json.dumps(frames)
-        assert not [m for m in tenancy.a.markers if m in text and m != tenancy.a.job]
+        assert seen == unknown, (actor, seen, unknown)
+        frames, _ = seen
+        assert [f["type"] for f in frames if f["type"] != "heartbeat"] == ["error"], frames
+
+
+async def socket_answer(
+    t: Tenancy, actor: str, job_id: str, *, subscribe: bool
+) -> tuple[list[dict[str, Any]], tuple[str, int | None]]:
+    """The frames the server sent (the job id written as ``<job>``) and how it closed."""
+    if subscribe:
+        message = json.dumps({"action": "subscribe", "job_id": job_id})
+        sent = await websocket(t.app, "/ws", t.headers(actor), [message])
+    else:
+        sent = await websocket(t.app, f"/ws/jobs/{job_id}", t.headers(actor))
+    text = json.dumps([m for m in sent if m["type"] == "websocket.send"])
+    found = [m for m in t.a.markers if m in text and m != t.a.job]
+    assert not found, (actor, found)
+    frames = [
+        json.loads(m["text"].replace(job_id, "<job>"))
+        for m in sent
+        if m["type"] == "websocket.send"
+    ]
+    last = sent[-1]
+    return frames, (last["type"], last.get("code"))
 
 
 async def websocket(

@@ -6,18 +6,26 @@ written by its radiologist, a price and an invoice, an annotation and a measurem
 upload, API keys). Then every route is called, by each non-admin actor of centre B (manager,
 radiologist, technician, and an API key with every scope), with centre A's ids:
 
-- a route that names one of A's resources (in its path, or in the body of a create) answers a
-  404 problem document: never 2xx, never 403 (tenancy before permission), never 5xx;
-- a list or search answers only B's items, whatever filter names A (``centre_id=<A>`` too);
-- a websocket on A's job closes with 4404; a subscription to it on ``/ws`` gets an error;
-- no answer carries anything of A that the caller did not send itself (patient name and id,
-  DICOM UIDs, ids, study code, report text);
-- a route that would change something changes nothing of A (re-read as the admin).
+- a route that names one of A's resources answers a 404 problem document, word for word the
+  answer for an id that names nothing: never 2xx, never 403 (tenancy before permission), never
+  5xx. The one exception is a create whose body names A's centre or study when the caller's
+  role may never create that at all: its 403 must equal the one for the caller's own centre
+  (as ``test_identity_access_matrix`` documents), so it says nothing about A;
+- a list or search answers only B's items, whatever filter names A (``centre_id=<A>`` too),
+  and its ``X-Total-Count`` counts nothing of A; DICOMweb searches naming A find nothing;
+- a websocket on A's job closes with 4404, a subscription to it on ``/ws`` gets an error,
+  both exactly as for an unknown job;
+- no answer (body or headers) carries anything of A that the caller did not send itself
+  (patient name and id, DICOM UIDs, ids, study code, report text, staging key);
+- a route that would change something changes nothing of A (re-read as the admin);
+- B's own requests that also name one of A's resources answer as for an unknown one, and B
+  uploading the very files A holds gets a study of its own.
 
 The routes are enumerated from ``app.routes``: a route added later without an entry in
 :data:`MATRIX` fails :func:`test_every_route_has_a_tenancy_entry` with the message to add one.
 The world is seeded once per module, in memory and on PostgreSQL (whose repositories filter
-by centre in SQL).
+by centre in SQL); every check only reads or is refused, but the same-files upload (which
+removes what it made) and a manager's key request (a key of B, as documented).
 """
 
 from __future__ import annotations
@@ -404,10 +412,12 @@ class Entry:
     not list at all), or 404 (DICOMweb searches under a study B does not have);
     ``unscoped``: the route names no centre's data (``reason`` says why);
     ``special``: checked by its own test below (``reason`` names it).
-    ``refused_anywhere``: for creates naming A's resource in the body, a 403 is accepted when
-    the caller gets the same refusal for its own centre's resource (the role may never do it,
-    so the answer tells nothing about A); ``own_centre``: a 201 is accepted when what was made
-    belongs to the caller's own centre (documented: a manager's key is always of their centre).
+    ``refused_anywhere``: for creates into a centre the body names (users, keys, prices,
+    uploads), a 403 is accepted when the caller gets the same refusal for its own centre (the
+    role may never do it, so the answer tells nothing about A); creates that name A's study
+    (jobs, reports, invoices) are 404 for every role. ``own_centre``: a 201 is accepted when
+    what was made belongs to the caller's own centre (documented: a manager's key is always of
+    their centre).
     """
 
     kind: str
@@ -626,8 +636,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ]),
     ("POST", f"{API}/reports"): named(lambda a, own: [Call(
         method="POST", url=f"{API}/reports",
-        json={"study_id": own.study, "findings": "From B.", "impression": "None."},
-    )], refused_anywhere=True),
+        json={"study_id": a.study, "findings": "From B.", "impression": "None."},
+    )]),
     ("GET", f"{API}/reports/{{report_id:uuid}}"): named(lambda a, own: [
         get(f"{API}/reports/{a.report}"),
         get(f"{API}/reports/{a.ai_report}"),
@@ -661,8 +671,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
         get(f"{API}/billing/invoices", study_id=a.study),
     ]),
     ("POST", f"{API}/billing/invoices"): named(lambda a, own: [Call(
-        method="POST", url=f"{API}/billing/invoices", json={"study_id": own.study},
-    )], refused_anywhere=True),
+        method="POST", url=f"{API}/billing/invoices", json={"study_id": a.study},
+    )]),
     ("GET", f"{API}/billing/invoices/{{invoice_id:uuid}}"): named(lambda a, own: [
         get(f"{API}/billing/invoices/{a.invoice}")
     ]),
@@ -692,10 +702,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
         get(f"{API}/jobs", model_id=MODEL),
     ]),
     ("POST", f"{API}/jobs"): named(lambda a, own: [Call(
-        method="POST", url=f"{API}/jobs", json={"study_id": own.study, "model_id": MODEL},
+        method="POST", url=f"{API}/jobs", json={"study_id": a.study, "model_id": MODEL},
     ), Call(
-        method="POST", url=f"{API}/jobs", json={"series_id": own.series, "model_id": MODEL},
-    )], refused_anywhere=True),
+        method="POST", url=f"{API}/jobs", json={"series_id": a.series, "model_id": MODEL},
+    )]),
     ("GET", f"{API}/jobs/dead-letters"): listed(lambda a, own: [get(f"{API}/jobs/dead-letters")]),
     ("GET", f"{API}/jobs/{{job_id:uuid}}"): named(lambda a, own: [
         get(f"{API}/jobs/{a.job}")
@@ -1319,6 +1329,9 @@ async def test_b_holding_the_same_files_as_a_gets_a_study_of_its_own(tenancy: Te
     headers = t.world.b.technician.headers
     ids_of_a = {a.study, a.series, a.instance, a.centre, a.study_code}
     before = await snapshot(t)
+    a_headers = {**t.world.a.technician.headers, "Accept": "application/dicom+json"}
+    metadata_url = f"/dicomweb/studies/{a.study_uid}/metadata"
+    a_metadata = await ok(await t.client.get(metadata_url, headers=a_headers))
     made: list[str] = []
     try:
         uploaded = await post_studies(
@@ -1344,6 +1357,18 @@ async def test_b_holding_the_same_files_as_a_gets_a_study_of_its_own(tenancy: Te
         assert {s["id"] for s in listed} == {t.b.study, study["id"]}, "STOW joined B's copy"
         after = await snapshot(t)
         assert after == before, first_difference(before, after)
+        # one study UID, two centres: each retrieves its own copy only
+        b_headers = {**headers, "Accept": "application/dicom+json"}
+        b_metadata = await ok(await t.client.get(metadata_url, headers=b_headers))
+        assert len(b_metadata) == len(a.study_files)
+        assert await ok(await t.client.get(metadata_url, headers=a_headers)) == a_metadata
+        for who in (a_headers, b_headers):
+            found = await ok(
+                await t.client.get(
+                    "/dicomweb/studies", headers=who, params={"StudyInstanceUID": a.study_uid}
+                )
+            )
+            assert [s["00201208"]["Value"] for s in found] == [[len(a.study_files)]]
     finally:
         for study_id in made:
             deleted = await t.client.delete(

@@ -97,6 +97,8 @@ class CentreA(Ids):
     annotation: str
     measurement: str
     user: str
+    uploader: str
+    """A's technician, who uploaded and started the job."""
     key: str
     key_prefix: str
     staged_key: str
@@ -148,6 +150,11 @@ def with_patient(files: list[bytes], name: str, patient_id: str) -> list[bytes]:
 async def ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, f"{response.status_code}: {response.text}"
     return response.json() if response.content else None
+
+
+async def ok_bytes(response: httpx.Response) -> bytes:
+    assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
+    return response.content
 
 
 async def upload(world: World, technician_headers: dict[str, str], files: list[bytes]) -> Any:
@@ -283,6 +290,18 @@ async def seed_centre_a(world: World) -> CentreA:
     )
     key = next(k for k in keys if k["id"] == str(a.spare_key.id))
 
+    # A looks at its images first: whatever a later cache keeps must not reach B
+    for url in (
+        f"{API}/instances/{ids.instance}/rendered",
+        f"{API}/instances/{ids.instance}/metadata",
+        f"{API}/studies/{ids.study}/instances/1",
+        wado(ids),
+        wado(ids, "/metadata"),
+        wado(ids, "/frames/1"),
+        wado(ids, "/rendered"),
+    ):
+        await ok_bytes(await client.get(url, headers=a.radiologist.headers))
+
     instance_uids = [pydicom.dcmread(io.BytesIO(d)).SOPInstanceUID for d in [*files, *slices]]
     analysed_series = await ok(
         await client.get(f"/api/v1/studies/{analysed['id']}/series", headers=admin.headers)
@@ -334,6 +353,7 @@ async def seed_centre_a(world: World) -> CentreA:
         annotation=annotation["id"],
         measurement=measurement["id"],
         user=str(a.staff.id),
+        uploader=str(a.technician.id),
         key=str(a.spare_key.id),
         key_prefix=key["prefix"],
         staged_key=staged["key"],
@@ -546,6 +566,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
         get(f"{API}/studies", patient_name="Tenancy"),
         get(f"{API}/studies", patient_id=PATIENT_A[1]),
         get(f"{API}/studies", assigned_radiologist_id=a.radiologist),
+        get(f"{API}/studies", status="report_generated", modality="ct", urgency="routine"),
     ]),
     ("POST", f"{API}/studies"): named(lambda a, own: [Call(
         method="POST", url=f"{API}/studies", data={"centre_id": own.centre},
@@ -700,6 +721,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
         get(f"{API}/jobs", centre_id=a.centre),
         get(f"{API}/jobs", study_id=a.analysed_study),
         get(f"{API}/jobs", model_id=MODEL),
+        get(f"{API}/jobs", user_id=a.uploader),
     ]),
     ("POST", f"{API}/jobs"): named(lambda a, own: [Call(
         method="POST", url=f"{API}/jobs", json={"study_id": a.study, "model_id": MODEL},

@@ -34,7 +34,7 @@ import asyncio
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -152,7 +152,7 @@ async def ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json() if response.content else None
 
 
-async def ok_bytes(response: httpx.Response) -> bytes:
+def ok_bytes(response: httpx.Response) -> bytes:
     assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
     return response.content
 
@@ -174,9 +174,7 @@ async def centre_ids(
     (series,) = await ok(await client.get(f"/api/v1/studies/{study['id']}/series", headers=headers))
     radiologist = world.a.radiologist if centre == world.a.id else world.b.radiologist
     sop_uid = pydicom.dcmread(io.BytesIO(files[0])).SOPInstanceUID
-    instance = next(
-        f["instance_id"] for f in uploaded if f.get("sop_instance_uid", sop_uid) == sop_uid
-    )
+    instance = next(f["instance_id"] for f in uploaded if f["file_name"] == "slice-0.dcm")
     return Ids(
         centre=str(centre),
         study=study["id"],
@@ -300,7 +298,7 @@ async def seed_centre_a(world: World) -> CentreA:
         wado(ids, "/frames/1"),
         wado(ids, "/rendered"),
     ):
-        await ok_bytes(await client.get(url, headers=a.radiologist.headers))
+        ok_bytes(await client.get(url, headers=a.radiologist.headers))
 
     instance_uids = [pydicom.dcmread(io.BytesIO(d)).SOPInstanceUID for d in [*files, *slices]]
     analysed_series = await ok(
@@ -1292,10 +1290,12 @@ async def websocket(
     app: Litestar,
     path: str,
     headers: dict[str, str],
-    texts: list[str] = (),  # type: ignore[assignment]
+    texts: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Drive the app's websocket over ASGI on this loop: connect, send ``texts``, wait for the
-    answers (up to a second of quiet), disconnect; what the app sent, in order."""
+    """Drive the app's websocket over ASGI on this loop (Litestar's test client would run the
+    app on another loop, where the container's pool cannot be used): connect, send ``texts``
+    and wait for each answer (then 0.2 s more), or without texts wait for the server to close;
+    disconnect; what the app sent, in order."""
     incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     sent: list[dict[str, Any]] = []
     closed = asyncio.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from domain.ports.rate_limits import RateDecision
 from domain.ports.services import Clock
@@ -28,6 +29,16 @@ class MemoryRateLimiter:
             return RateDecision(allowed=False, remaining=0, retry_after_s=retry_after)
         self._windows[key] = (start, count + 1)
         return RateDecision(allowed=True, remaining=limit - count - 1, retry_after_s=0)
+
+    async def hit_all(
+        self, budgets: Sequence[tuple[str, int]], *, window_s: int
+    ) -> list[RateDecision]:
+        decisions: list[RateDecision] = []
+        for key, limit in budgets:
+            decisions.append(await self.hit(key, limit=limit, window_s=window_s))
+            if not decisions[-1].allowed:
+                break
+        return decisions
 
     async def peek(self, key: str, *, limit: int, window_s: int) -> RateDecision:
         _, count, retry_after = self._window(key, window_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from adapters.postgres.database import PostgresDatabase
@@ -36,17 +37,32 @@ class PostgresRateLimiter:
         return datetime.fromtimestamp(start, UTC), retry_after
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> RateDecision:
+        return (await self.hit_all([(key, limit)], window_s=window_s))[0]
+
+    async def hit_all(
+        self, budgets: Sequence[tuple[str, int]], *, window_s: int
+    ) -> list[RateDecision]:
+        """One connection and one transaction for every key: a request's client and centre
+        budgets cost one round trip each, not a transaction each."""
         start, retry_after = self._window(window_s)
+        decisions: list[RateDecision] = []
         async with self._database.pool.acquire() as connection, connection.transaction():
             # A counter lost in a crash costs nothing; waiting for the WAL flush on every
             # request costs milliseconds.
             await connection.execute("SET LOCAL synchronous_commit TO OFF")
-            hits = await connection.fetchval(_HIT, key, start, limit)
+            for key, limit in budgets:
+                hits = await connection.fetchval(_HIT, key, start, limit)
+                if hits is None:
+                    decisions.append(
+                        RateDecision(allowed=False, remaining=0, retry_after_s=retry_after)
+                    )
+                    break
+                decisions.append(
+                    RateDecision(allowed=True, remaining=max(0, limit - hits), retry_after_s=0)
+                )
             if random.randrange(_PRUNE_EVERY) == 0:
                 await connection.execute(_PRUNE, start - timedelta(hours=1))
-        if hits is None:
-            return RateDecision(allowed=False, remaining=0, retry_after_s=retry_after)
-        return RateDecision(allowed=True, remaining=max(0, limit - hits), retry_after_s=0)
+        return decisions
 
     async def peek(self, key: str, *, limit: int, window_s: int) -> RateDecision:
         start, retry_after = self._window(window_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
@@ -20,6 +21,13 @@ class RateLimiter(Protocol):
 
         A hit over the limit is not counted and is answered ``allowed=False``.
         """
+
+    async def hit_all(
+        self, budgets: Sequence[tuple[str, int]], *, window_s: int
+    ) -> list[RateDecision]:
+        """``hit`` on each ``(key, limit)`` in order, as one operation (one transaction on a
+        database): the decisions of the keys hit, up to and including the first refused
+        one; the keys after a refusal are not counted."""
 
     async def reset(self, key: str) -> None:
         """Forget the hits of ``key`` (e.g. after a successful sign-in)."""

@@ -93,9 +93,8 @@ async def enforce_rate_limits(container: Container, principal: Principal, catego
         budgets.append(
             (f"rate:{category}:centre:{principal.centre_id}", per_client * CENTRE_LIMIT_FACTOR)
         )
-    limiter = container.services.limiter
-    for key, limit in budgets:
-        decision = await limiter.hit(key, limit=limit, window_s=60)
+    decisions = await container.services.limiter.hit_all(budgets, window_s=60)
+    for (key, limit), decision in zip(budgets, decisions, strict=False):
         if not decision.allowed:
             scope = "this centre" if ":centre:" in key else "this client"
             raise RateLimited(

@@ -61,3 +61,17 @@ async def test_concurrent_hits_never_admit_more_than_the_limit(limiter):
         *(limiter.hit("burst", limit=10, window_s=60) for _ in range(40))
     )
     assert sum(d.allowed for d in decisions) == 10
+
+
+async def test_hitting_several_budgets_at_once_counts_each_until_the_first_refusal(limiter):
+    await limiter.hit("centre", limit=2, window_s=60)
+
+    first = await limiter.hit_all([("client", 5), ("centre", 2)], window_s=60)
+    refused = await limiter.hit_all([("client", 5), ("centre", 2), ("other", 5)], window_s=60)
+
+    assert [(d.allowed, d.remaining) for d in first] == [(True, 4), (True, 0)]
+    assert [d.allowed for d in refused] == [True, False]
+    assert refused[1].retry_after_s > 0
+    assert (await limiter.peek("client", limit=5, window_s=60)).remaining == 3
+    assert (await limiter.peek("other", limit=5, window_s=60)).remaining == 5
+    assert await limiter.hit_all([], window_s=60) == []

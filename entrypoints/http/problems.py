@@ -185,6 +185,34 @@ def internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> 
     return problem_response(request, problem)
 
 
+_REQUEST_PARSERS = ("litestar._multipart", "litestar._kwargs", "litestar.connection")
+"""Litestar modules that decode what the client sent."""
+
+
+def undecodable_text_response(
+    request: Request[Any, Any, Any], exc: UnicodeDecodeError
+) -> Response[Any]:
+    """Text the client sent that is not UTF-8 is a 400; anywhere else it is our bug, a 500.
+
+    Litestar decodes each multipart part without a filename as UTF-8 text and lets the error
+    escape, so bytes sent as a form field (a file part missing its filename) would be a 500.
+    """
+    innermost = exc.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    module = "" if innermost is None else innermost.tb_frame.f_globals.get("__name__", "")
+    if not module.startswith(_REQUEST_PARSERS):
+        return internal_error_response(request, exc)
+    problem = ProblemDetailsException(
+        status_code=400,
+        type_=problem_type_uri("bad-request"),
+        title="The request is malformed",
+        detail="A text field of the request is not valid UTF-8 "
+        "(a file must be sent as a part with a filename).",
+    )
+    return problem_response(request, problem)
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     """Renders ``ProblemDetailsException`` raised anywhere with :func:`problem_response`."""
     return ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=problem_response))
@@ -200,6 +228,7 @@ def exception_handlers() -> ExceptionHandlersMap:
     handlers: ExceptionHandlersMap = {cls: _via(domain_error_to_problem) for cls in domain_classes}
     handlers[HTTPException] = _via(http_error_to_problem)
     handlers[ValidationException] = _via(validation_error_to_problem)
+    handlers[UnicodeDecodeError] = undecodable_text_response
     handlers[Exception] = internal_error_response
     return handlers
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import httpx
 import pytest
-from litestar import get
-from litestar.params import FromPath, FromQuery
+from litestar import get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery
 
 from domain.errors import (
     ConcurrentModification,
@@ -167,3 +170,39 @@ async def test_a_missing_parameter_is_a_400_problem(client: httpx.AsyncClient) -
 
     assert response.status_code == 400
     assert response.json()["type"] == BASE + "validation-error"
+
+
+@post("/test-form", operation_id="formTest", include_in_schema=False, exclude_from_auth=True)
+async def form(
+    data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> dict[str, str]:
+    return data
+
+
+@get("/test-decode", operation_id="decodeTest", include_in_schema=False, exclude_from_auth=True)
+async def decode_in_a_handler() -> str:
+    return b"\xff".decode()
+
+
+async def test_a_form_field_that_is_not_utf8_is_a_400_problem(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(routes=[form])
+
+    response = await client.post("/api/v1/test-form", files=[("file", (None, b"\x89PNG\xff"))])
+
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["type"] == BASE + "bad-request"
+    assert "UTF-8" in response.json()["detail"]
+
+
+async def test_a_decoding_error_of_the_server_itself_stays_a_500(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(routes=[decode_in_a_handler])
+
+    response = await client.get("/api/v1/test-decode")
+
+    assert response.status_code == 500
+    assert response.json()["type"] == BASE + "internal-error"

@@ -105,7 +105,7 @@ class StudyService:
             await self._visible(principal, study, study_id, "instance.list")
             instances = await uow.instances.list_for_study(study_id)
         found: Instance | None = None
-        if which.isdigit():
+        if which.isascii() and which.isdigit():  # isdigit() alone takes '²', int() does not
             position = int(which)
             found = instances[position - 1] if 1 <= position <= len(instances) else None
         else:

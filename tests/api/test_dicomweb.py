@@ -320,6 +320,9 @@ async def test_frames_that_do_not_exist_or_cannot_be_produced_are_refused(stored
     assert missing.status_code == 422
     bad = await get(stored, stored.url() + "/frames/x")
     assert bad.status_code == 422
+    for digits in ("²", "1,³", "\u0661"):  # digits to str.isdigit(), not frame numbers
+        unicode_digit = await get(stored, stored.url() + f"/frames/{digits}")
+        assert unicode_digit.status_code == 422, (digits, unicode_digit.text)
     jpeg = await get(stored, stored.url() + "/frames/1", 'multipart/related; type="image/jpeg"')
     assert jpeg.status_code == 406
 

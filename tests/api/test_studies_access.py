@@ -276,3 +276,16 @@ async def test_a_key_without_studies_read_is_refused_in_its_centre_and_blind_out
         assert_problem(await world.client.get(route, headers=jobs_only.headers), 403)
     outside = await world.client.get(f"/api/v1/studies/{other_study}", headers=jobs_only.headers)
     assert_problem(outside, 404)
+
+
+@pytest.mark.parametrize("which", ["²", "0", "99", "\u0661"])
+async def test_an_instance_position_that_is_no_position_is_not_found(
+    world: World, which: str
+) -> None:
+    up = await uploaded_to_a(world)
+
+    response = await world.client.get(
+        f"/api/v1/studies/{up.study_id}/instances/{which}", headers=world.a.technician.headers
+    )
+
+    assert_problem(response, 404)

@@ -57,12 +57,17 @@ MAX_FRAMES_PER_REQUEST = 10_000
 def frame_numbers(text: str) -> list[int]:
     """``1,3,5`` -> [1, 3, 5] (PS3.18 8.3.3.3: a comma-separated list of positive integers)."""
     items = [item.strip() for item in text.split(",")]
-    if not items or len(items) > MAX_FRAMES_PER_REQUEST or not all(i.isdigit() for i in items):
+    # ASCII digits only: str.isdigit() also accepts '²', which int() then refuses
+    if not items or len(items) > MAX_FRAMES_PER_REQUEST or not all(_number(i) for i in items):
         raise InvalidInput(f"frame list {text[:60]!r} is not a comma-separated list of numbers")
     numbers = [int(i) for i in items]
     if 0 in numbers:
         raise InvalidInput("frame numbers start at 1")
     return numbers
+
+
+def _number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def window_of(text: str | None) -> Window | None:

@@ -20,15 +20,21 @@ class Machine:
     system: str
     commit: str
     date: str
+    load: tuple[float, float, float] | None = None
+    """The 1, 5 and 15 minute load averages when the run started (other work on the cores)."""
 
     def lines(self) -> list[str]:
-        return [
+        lines = [
             f"- date: {self.date}",
             f"- commit: {self.commit}",
             f"- CPU: {self.cpu}, {self.cores} cores available",
             f"- memory: {self.memory_gib:.1f} GiB",
             f"- Python {self.python} on {self.system}",
         ]
+        if self.load is not None:
+            averages = ", ".join(f"{average:.1f}" for average in self.load)
+            lines.append(f"- load average at the start (1, 5, 15 min): {averages}")
+        return lines
 
 
 def describe(repo: Path) -> Machine:
@@ -42,6 +48,7 @@ def describe(repo: Path) -> Machine:
         system=platform.platform(terse=True),
         commit=_commit(repo),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        load=os.getloadavg() if hasattr(os, "getloadavg") else None,
     )
 
 

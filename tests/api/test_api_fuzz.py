@@ -296,11 +296,6 @@ def test_the_seeded_study_outlives_the_fuzzing(target: Target) -> None:
     assert UUID(response.json()["id"]) == UUID(study)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="entrypoints/http/studies/staging.py checks expires with str.isdigit(), then int() "
-    "raises on '\u00b2': a 500 (the ingest path's owner is changing that module; reported)",
-)
 def test_a_presigned_upload_expiry_in_unicode_digits_is_refused(target: Target) -> None:
     request = target.world.client.build_request(
         "PUT",

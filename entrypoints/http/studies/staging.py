@@ -171,7 +171,8 @@ class StagingController(Controller):
         now = container.clock.now().timestamp()
         if not serves_uploads_itself(store):
             raise NotFound("upload URL", key[:200])
-        if expires is None or signature is None or not expires.isdigit():
+        # ASCII digits only: str.isdigit() also accepts '²', which int() then refuses
+        if expires is None or signature is None or not (expires.isascii() and expires.isdigit()):
             raise Unauthenticated("this upload URL needs its expires and signature parameters")
         expiry = int(expires)
         signer = upload_signer(container, request)

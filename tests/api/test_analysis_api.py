@@ -140,7 +140,11 @@ def seg_by_pydicom(data: bytes, volume) -> np.ndarray:
         position = [float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient]
         i, j, k = np.rint(volume.patient_to_index(position)).astype(int)
         assert (i, j) == (0, 0)
-        number = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        # a SEG of one segment may carry its identification once, in the shared groups
+        identification = item.get("SegmentIdentificationSequence") or (
+            seg.SharedFunctionalGroupsSequence[0].SegmentIdentificationSequence
+        )
+        number = int(identification[0].ReferencedSegmentNumber)
         labels[k][frame > 0] = number
     return labels
 

@@ -35,6 +35,7 @@ from model_export.training import (
     TrainingRun,
     dice_bce_loss,
     load,
+    resampled_patch,
     training_batch,
 )
 from model_export.unet import UNet3d
@@ -159,6 +160,33 @@ def test_a_few_training_steps_reduce_the_loss():
 
     assert images.shape == masks.shape == (2, 1, 16, 32, 32)
     assert losses[-1] < losses[0] * 0.95
+
+
+def test_resampled_patches_show_thick_slices_at_the_model_spacing():
+    config = TrainingConfig(
+        patch_size=(16, 32, 32),
+        features=TINY,
+        batch_size=2,
+        resampled_fraction=1.0,
+        source_slice_mm=(5.0, 5.0),
+        source_pixel_mm=(0.8, 0.8),
+        phantoms=PhantomSettings(lesion_count=(3, 3), lesion_radius_mm=(5.0, 7.0)),
+    )
+    rng = np.random.default_rng(3)
+    patches = [resampled_patch(rng, config) for _ in range(4)]
+    images, masks = training_batch(np.random.default_rng(4), config)
+
+    assert images.shape == masks.shape == (2, 1, 16, 32, 32)
+    for hu, mask in patches:
+        assert hu.shape == mask.shape == (16, 32, 32)
+        assert hu.dtype == mask.dtype == np.float32
+        assert mask.min() >= 0.0 and mask.max() <= 1.0
+    lesion_masks = [mask for _, mask in patches if mask.max() > 0]
+    assert lesion_masks
+    # 5 mm slices seen on a 2 mm grid: lesion edges are fractions (partial volume), not 0/1
+    assert all(((mask > 0.05) & (mask < 0.95)).any() for mask in lesion_masks)
+    again = resampled_patch(np.random.default_rng(3), config)
+    assert np.array_equal(again[0], patches[0][0]) and np.array_equal(again[1], patches[0][1])
 
 
 def test_onnx_and_torchscript_exports_agree_on_other_sizes_and_batches(tmp_path: Path):

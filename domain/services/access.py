@@ -37,7 +37,15 @@ def require_user(principal: Principal, *, action: str) -> None:
 
 
 def scoped_centre(principal: Principal, requested: Id | None) -> Id | None:
-    """The centre a list is restricted to: an admin's choice, or the principal's own centre."""
+    """The centre a list is restricted to: an admin's choice (``None``: every centre), or the
+    principal's own centre.
+
+    Raises:
+        PermissionDenied: a non-admin without a centre. Users and keys always have one; a
+            principal built otherwise must not read ``None`` as "every centre".
+    """
     if principal.is_admin:
         return requested
+    if principal.centre_id is None:
+        raise PermissionDenied("this principal belongs to no centre")
     return principal.centre_id

@@ -195,8 +195,6 @@ class BillingService:
     ) -> list[PriceListEntry]:
         """An admin's choice of centre (or all); everyone else their own centre's prices."""
         _require_price_reader(principal)
-        if not principal.is_admin and principal.centre_id is None:
-            return []
         async with self._uow() as uow:
             return await uow.prices.list(scoped_centre(principal, centre_id), page)
 
@@ -256,8 +254,6 @@ class BillingService:
         self, principal: Principal, where: InvoiceFilter, page: Page
     ) -> list[Invoice]:
         _require_invoice_reader(principal)
-        if not principal.is_admin and principal.centre_id is None:
-            return []
         scoped = msgspec.structs.replace(where, centre_id=scoped_centre(principal, where.centre_id))
         async with self._uow() as uow:
             found = await uow.invoices.list(scoped, page)

@@ -33,6 +33,7 @@ from domain.identity import Principal
 from domain.ports.blobs import BlobStore
 from domain.ports.dicomweb import DicomQuery, InstanceMatch
 from domain.ports.unit_of_work import UnitOfWorkFactory
+from domain.services.access import scoped_centre
 from domain.services.auditing import Auditor
 from domain.services.studies import require_study_reader
 from domain.studies import Instance
@@ -79,9 +80,7 @@ class DicomWebService:
             InvalidInput: a matching key whose value cannot be one of its attribute.
         """
         require_study_reader(principal)
-        parsed = parse(request, None if principal.is_admin else principal.centre_id)
-        if not principal.is_admin and principal.centre_id is None:
-            return SearchResult(matches=[], total=0, warnings=[])
+        parsed = parse(request, scoped_centre(principal, None))
         size = page_size(request)
         page = Page(skip=request.offset, limit=size)
         urls = Urls(root)
@@ -163,21 +162,18 @@ class DicomWebService:
         """
         require_study_reader(principal)
         found: list[InstanceMatch] = []
-        if principal.is_admin or principal.centre_id is not None:
-            query = DicomQuery(
-                centre_id=None if principal.is_admin else principal.centre_id,
-                study_instance_uids=(study_uid,),
-                series_instance_uids=() if series_uid is None else (series_uid,),
-                sop_instance_uids=() if sop_uid is None else (sop_uid,),
-            )
-            async with self._uow() as uow:
-                while True:
-                    chunk = await uow.dicom.instances(
-                        query, Page(skip=len(found), limit=MAX_PAGE_SIZE)
-                    )
-                    found.extend(chunk)
-                    if len(chunk) < MAX_PAGE_SIZE:
-                        break
+        query = DicomQuery(
+            centre_id=scoped_centre(principal, None),
+            study_instance_uids=(study_uid,),
+            series_instance_uids=() if series_uid is None else (series_uid,),
+            sop_instance_uids=() if sop_uid is None else (sop_uid,),
+        )
+        async with self._uow() as uow:
+            while True:
+                chunk = await uow.dicom.instances(query, Page(skip=len(found), limit=MAX_PAGE_SIZE))
+                found.extend(chunk)
+                if len(chunk) < MAX_PAGE_SIZE:
+                    break
         if not found:
             raise _not_found(study_uid, series_uid, sop_uid)
         scope = Scope.INSTANCE if sop_uid else Scope.SERIES if series_uid else Scope.STUDY

@@ -284,8 +284,6 @@ class ReportService:
     async def list(self, principal: Principal, where: ReportFilter, page: Page) -> list[Report]:
         """Reports of the principal's centre (an admin's choice of centre, or all)."""
         _require_report_reader(principal)
-        if not principal.is_admin and principal.centre_id is None:
-            return []
         scoped = msgspec.structs.replace(where, centre_id=scoped_centre(principal, where.centre_id))
         async with self._uow() as uow:
             found = await uow.reports.list(scoped, page)

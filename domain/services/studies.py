@@ -182,8 +182,6 @@ class StudyService:
         """Studies of the principal's centre (an admin's choice of centre, or all), with the
         total that match."""
         require_study_reader(principal)
-        if not principal.is_admin and principal.centre_id is None:
-            return [], 0
         scoped = msgspec.structs.replace(where, centre_id=scoped_centre(principal, where.centre_id))
         async with self._uow() as uow:
             found = await uow.studies.list(scoped, page)

@@ -135,8 +135,6 @@ class UserService:
 
     async def list(self, principal: Principal, where: UserFilter, page: Page) -> list[User]:
         centre = scoped_centre(principal, where.centre_id)
-        if not principal.is_admin and centre is None:
-            return []
         async with self._uow() as uow:
             return await uow.users.list(msgspec.structs.replace(where, centre_id=centre), page)
 

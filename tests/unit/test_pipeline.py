@@ -18,44 +18,12 @@ from domain.jobs import JobStage
 from domain.pipeline import analyse_volume, label_map, sliding_window
 from domain.pipeline.lesions import region_of
 from domain.pipeline.resampling import grid_scale, to_model_grid, to_source_grid
-from domain.ports.inference import IntensityPreprocessing, ModelManifest
+from tests.fixtures.analysis import ECHO_MANIFEST, EchoEngine
 from tests.fixtures.imaging import rotation_matrix
 
 BACKGROUND_HU, LESION_HU = -120.0, 200.0
 
-MANIFEST = ModelManifest(
-    id="fake",
-    version="1",
-    task="segmentation",
-    labels=("lesion",),
-    input_spacing_mm=(2.0, 1.5, 1.5),
-    patch_size=(16, 24, 24),
-    intensity=IntensityPreprocessing(window_center=40.0, window_width=400.0),
-    output_activation="sigmoid",
-    threshold=0.5,
-    min_lesion_size_voxels=4,
-    files={},
-    sha256={},
-)
-
-
-class EchoEngine:
-    """Returns the windowed input as the probability: bright voxels are lesion."""
-
-    def __init__(self, channels: int = 1) -> None:
-        self.channels = channels
-        self.batches: list[tuple[int, ...]] = []
-
-    @property
-    def device(self) -> str:
-        return "cpu"
-
-    def load(self, manifest: ModelManifest) -> None:
-        pass
-
-    def run(self, manifest: ModelManifest, patch: np.ndarray) -> np.ndarray:
-        self.batches.append(patch.shape)
-        return np.repeat(patch, self.channels, axis=1).astype(np.float32)
+MANIFEST = ECHO_MANIFEST
 
 
 def sphere_volume(
@@ -127,7 +95,7 @@ def test_a_sphere_across_patch_edges_and_the_far_corner_is_whole():
     (lesion,) = output.lesions
     np.testing.assert_array_equal(output.labels == 1, truth)
     assert lesion.voxel_box.stop == volume.shape
-    assert len(engine.batches) > 1 and all(b[2:] == (16, 24, 24) for b in engine.batches)
+    assert engine.batches > 1 and all(b[2:] == (16, 24, 24) for b in engine.shapes)
 
 
 def test_the_label_map_is_on_the_source_grid_and_numbers_every_lesion():
@@ -207,7 +175,7 @@ def test_an_exception_from_the_progress_callback_stops_the_pipeline():
 
     with pytest.raises(RuntimeError, match="cancelled"):
         analyse_volume(volume, MANIFEST, engine, progress=cancel)
-    assert len(engine.batches) == 1
+    assert engine.batches == 1
 
 
 def test_a_model_with_more_channels_than_labels_is_refused():

@@ -18,6 +18,13 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def is_plain_number(text: str) -> bool:
+    """Only the ASCII digits 0-9, for numbers in user input. ``str.isdigit()`` alone also
+    accepts '²' (which ``int()`` then refuses: a 500) and Arabic-Indic digits (which ``int()``
+    reads as numbers)."""
+    return text.isascii() and text.isdigit()
+
+
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 

@@ -20,7 +20,7 @@ from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from domain.services.access import ensure_visible, require_role, require_scope, scoped_centre
 from domain.services.auditing import Auditor
 from domain.studies import Instance, Series, Study
-from domain.values import MAX_PAGE_SIZE, Id, Page
+from domain.values import MAX_PAGE_SIZE, Id, Page, is_plain_number
 
 
 def require_study_writer(principal: Principal, action: str = "upload studies") -> None:
@@ -105,7 +105,7 @@ class StudyService:
             await self._visible(principal, study, study_id, "instance.list")
             instances = await uow.instances.list_for_study(study_id)
         found: Instance | None = None
-        if which.isascii() and which.isdigit():  # isdigit() alone takes '²', int() does not
+        if is_plain_number(which):
             position = int(which)
             found = instances[position - 1] if 1 <= position <= len(instances) else None
         else:

@@ -26,6 +26,7 @@ from domain.errors import InvalidInput, NotFound
 from domain.identity import Principal
 from domain.ports.dicomweb import InstanceMatch
 from domain.studies import Window
+from domain.values import is_plain_number
 from entrypoints.bootstrap import Container
 from entrypoints.http.dicomweb.media import (
     DICOM,
@@ -57,17 +58,12 @@ MAX_FRAMES_PER_REQUEST = 10_000
 def frame_numbers(text: str) -> list[int]:
     """``1,3,5`` -> [1, 3, 5] (PS3.18 8.3.3.3: a comma-separated list of positive integers)."""
     items = [item.strip() for item in text.split(",")]
-    # ASCII digits only: str.isdigit() also accepts '²', which int() then refuses
-    if not items or len(items) > MAX_FRAMES_PER_REQUEST or not all(_number(i) for i in items):
+    if not items or len(items) > MAX_FRAMES_PER_REQUEST or not all(map(is_plain_number, items)):
         raise InvalidInput(f"frame list {text[:60]!r} is not a comma-separated list of numbers")
     numbers = [int(i) for i in items]
     if 0 in numbers:
         raise InvalidInput("frame numbers start at 1")
     return numbers
-
-
-def _number(text: str) -> bool:
-    return text.isascii() and text.isdigit()
 
 
 def window_of(text: str | None) -> Window | None:

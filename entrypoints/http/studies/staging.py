@@ -35,6 +35,7 @@ from domain.services.uploads import (
     parse_modality,
     staging_key_centre,
 )
+from domain.values import is_plain_number
 from entrypoints.bootstrap import Container, derive_key
 from entrypoints.http.dependencies import provide_container
 from entrypoints.http.jobs.starting import analysis_model, start_analysis
@@ -171,8 +172,7 @@ class StagingController(Controller):
         now = container.clock.now().timestamp()
         if not serves_uploads_itself(store):
             raise NotFound("upload URL", key[:200])
-        # ASCII digits only: str.isdigit() also accepts '²', which int() then refuses
-        if expires is None or signature is None or not (expires.isascii() and expires.isdigit()):
+        if expires is None or signature is None or not is_plain_number(expires):
             raise Unauthenticated("this upload URL needs its expires and signature parameters")
         expiry = int(expires)
         signer = upload_signer(container, request)

@@ -7,9 +7,19 @@ act on it gets ``PermissionDenied``.
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
 from domain.errors import NotFound, PermissionDenied
 from domain.identity import Principal, Role, Scope
 from domain.values import Id
+
+
+class _OfACentre(Protocol):
+    @property
+    def centre_id(self) -> Id | None: ...
+
+
+_Resource = TypeVar("_Resource", bound=_OfACentre)
 
 
 def ensure_visible(
@@ -17,6 +27,17 @@ def ensure_visible(
 ) -> None:
     if not principal.can_see_centre(centre_id):
         raise NotFound(resource, ident)
+
+
+def visible(
+    principal: Principal, found: _Resource | None, resource: str, ident: object
+) -> _Resource:
+    """``found`` when it exists and the principal may see its centre; otherwise the same
+    ``NotFound`` for both, so another centre's resource cannot be told from a missing one."""
+    if found is None:
+        raise NotFound(resource, ident)
+    ensure_visible(principal, found.centre_id, resource, ident)
+    return found
 
 
 def require_role(principal: Principal, *roles: Role, action: str) -> None:

@@ -29,7 +29,7 @@ from domain.ports.jobs import ProgressReporter
 from domain.ports.segmentation import Segment, SegmentationSource, SegmentationWriter
 from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWorkFactory
-from domain.services.access import ensure_visible
+from domain.services.access import visible
 from domain.services.analysis_progress import STORING, ThreadProgress
 from domain.services.auditing import Auditor
 from domain.services.jobs import require_job_reader
@@ -249,10 +249,7 @@ class AnalysisService:
     async def result_for_job(self, principal: Principal, job_id: Id) -> AnalysisResult:
         """The result of a job the principal may see; ``NotFound`` while it has none."""
         async with self._uow() as uow:
-            job = await uow.jobs.get(job_id)
-            if job is None:
-                raise NotFound("job", job_id)
-            ensure_visible(principal, job.centre_id, "job", job_id)
+            job = visible(principal, await uow.jobs.get(job_id), "job", job_id)
             require_job_reader(principal)
             result = await uow.results.get_for_job(job_id)
         if result is None and not job.finished:
@@ -278,10 +275,7 @@ class AnalysisService:
     async def analysis(self, principal: Principal, result_id: Id) -> AnalysisResult:
         """One analysis result by its id."""
         async with self._uow() as uow:
-            result = await uow.results.get(result_id)
-        if result is None:
-            raise NotFound("analysis", result_id)
-        ensure_visible(principal, result.centre_id, "analysis", result_id)
+            result = visible(principal, await uow.results.get(result_id), "analysis", result_id)
         require_job_reader(principal)
         await self._audit(principal, result, "analysis")
         return result

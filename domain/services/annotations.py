@@ -17,7 +17,7 @@ from domain.errors import InvalidInput, NotFound, PermissionDenied
 from domain.identity import Principal, PrincipalKind, Role, Scope
 from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from domain.services.access import ensure_visible, require_scope
+from domain.services.access import require_scope, visible
 from domain.services.auditing import Auditor
 from domain.services.studies import require_study_reader
 from domain.studies import Instance
@@ -72,10 +72,7 @@ class AnnotationService:
         self._auditor = auditor
 
     async def _instance(self, uow: UnitOfWork, principal: Principal, instance_id: Id) -> Instance:
-        instance = await uow.instances.get(instance_id)
-        if instance is None:
-            raise NotFound("instance", instance_id)
-        ensure_visible(principal, instance.centre_id, "instance", instance_id)
+        instance = visible(principal, await uow.instances.get(instance_id), "instance", instance_id)
         require_study_reader(principal)
         return instance
 

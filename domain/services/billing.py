@@ -22,7 +22,7 @@ from domain.identity import Principal, PrincipalKind, Role, Scope
 from domain.ports.repositories import InvoiceFilter
 from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from domain.services.access import ensure_visible, require_role, require_scope, scoped_centre
+from domain.services.access import require_role, require_scope, scoped_centre, visible
 from domain.services.auditing import Auditor
 from domain.services.workflow import visible_study
 from domain.studies import Modality, Study
@@ -151,10 +151,7 @@ class BillingService:
 
     async def get_price(self, principal: Principal, price_id: Id) -> PriceListEntry:
         async with self._uow() as uow:
-            entry = await uow.prices.get(price_id)
-        if entry is None:
-            raise NotFound("price", price_id)
-        ensure_visible(principal, entry.centre_id, "price", price_id)
+            entry = visible(principal, await uow.prices.get(price_id), "price", price_id)
         _require_price_reader(principal)
         return entry
 
@@ -219,10 +216,7 @@ class BillingService:
 
     async def get_invoice(self, principal: Principal, invoice_id: Id) -> Invoice:
         async with self._uow() as uow:
-            invoice = await uow.invoices.get(invoice_id)
-        if invoice is None:
-            raise NotFound("invoice", invoice_id)
-        ensure_visible(principal, invoice.centre_id, "invoice", invoice_id)
+            invoice = visible(principal, await uow.invoices.get(invoice_id), "invoice", invoice_id)
         _require_invoice_reader(principal)
         await self._auditor.record(
             principal, "invoice.read", "invoice", invoice.id, centre_id=invoice.centre_id

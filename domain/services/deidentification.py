@@ -20,13 +20,13 @@ from domain.deidentification import (
     DeidentificationReport,
     RefusedFile,
 )
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput
 from domain.identity import Centre, Principal
 from domain.imaging.ingest import ImageFormat
 from domain.ports.blobs import BlobStore
 from domain.ports.deidentification import Deidentifier
 from domain.ports.unit_of_work import UnitOfWorkFactory
-from domain.services.access import ensure_visible
+from domain.services.access import visible
 from domain.services.auditing import Auditor
 from domain.services.studies import require_study_reader
 from domain.services.uploads import RejectedFile
@@ -134,10 +134,7 @@ class DeidentificationService:
             PermissionDenied: an API key without ``studies:read``.
         """
         async with self._uow() as uow:
-            study = await uow.studies.get(study_id)
-            if study is None:
-                raise NotFound("study", study_id)
-            ensure_visible(principal, study.centre_id, "study", study_id)
+            study = visible(principal, await uow.studies.get(study_id), "study", study_id)
             require_study_reader(principal)
             instances = await uow.instances.list_for_study(study.id)
         await self._auditor.record(

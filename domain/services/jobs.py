@@ -35,7 +35,13 @@ from domain.ports.messaging import TaskQueue
 from domain.ports.repositories import JobFilter
 from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from domain.services.access import ensure_visible, require_role, require_scope, scoped_centre
+from domain.services.access import (
+    ensure_visible,
+    require_role,
+    require_scope,
+    scoped_centre,
+    visible,
+)
 from domain.services.auditing import Auditor
 from domain.values import Id, Page
 
@@ -232,16 +238,13 @@ class JobService:
             return study.id, series.id
         if command.study_id is None:
             raise InvalidInput("name the study_id or the series_id to analyse")
-        study = await uow.studies.get(command.study_id)
-        if study is None:
-            raise NotFound("study", command.study_id)
-        ensure_visible(principal, study.centre_id, "study", command.study_id)
+        study = visible(
+            principal, await uow.studies.get(command.study_id), "study", command.study_id
+        )
         return study.id, None
 
     def _visible(self, principal: Principal, job: Job | None, job_id: Id) -> Job:
-        if job is None:
-            raise NotFound("job", job_id)
-        ensure_visible(principal, job.centre_id, "job", job_id)
+        job = visible(principal, job, "job", job_id)
         require_job_reader(principal)
         return job
 
@@ -257,10 +260,7 @@ class JobService:
         """Read, check, change and store one job, again when a worker wrote it meanwhile."""
         for attempt in range(_UPDATE_TRIES):
             async with self._uow() as uow:
-                job = await uow.jobs.get(job_id)
-                if job is None:
-                    raise NotFound("job", job_id)
-                ensure_visible(principal, job.centre_id, "job", job_id)
+                job = visible(principal, await uow.jobs.get(job_id), "job", job_id)
                 check(principal)
                 changed = change(job)
                 try:

@@ -24,7 +24,7 @@ from domain.ports.repositories import ReportFilter
 from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from domain.reports import Report, ReportStatus, ReportType
-from domain.services.access import ensure_visible, require_scope, scoped_centre
+from domain.services.access import require_scope, scoped_centre, visible
 from domain.services.auditing import Auditor
 from domain.services.billing import issue_invoice
 from domain.services.workflow import require_assigned, require_radiologist, visible_study
@@ -77,10 +77,7 @@ class ReportService:
         self._auditor = auditor
 
     async def _visible(self, uow: UnitOfWork, principal: Principal, report_id: Id) -> Report:
-        report = await uow.reports.get(report_id)
-        if report is None:
-            raise NotFound("report", report_id)
-        ensure_visible(principal, report.centre_id, "report", report_id)
+        report = visible(principal, await uow.reports.get(report_id), "report", report_id)
         return report
 
     async def _report_written(self, uow: UnitOfWork, study: Study) -> Study:

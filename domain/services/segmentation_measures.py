@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage  # type: ignore[import-untyped]
 
 from domain.analysis import PatientBox, VoxelBox
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput
 from domain.identity import Principal
 from domain.imaging.geometry import Volume
 from domain.imaging.ingest import ImageFormat
@@ -26,7 +26,7 @@ from domain.ports.blobs import BlobStore
 from domain.ports.imaging import StoredFile, VolumeReader
 from domain.ports.segmentation import SegmentationReader, Structure
 from domain.ports.unit_of_work import UnitOfWorkFactory
-from domain.services.access import ensure_visible
+from domain.services.access import visible
 from domain.services.auditing import Auditor
 from domain.services.series_files import analysis_series_id, is_image, load_series
 from domain.services.studies import require_study_reader
@@ -155,10 +155,7 @@ class SegmentationMeasureService:
 
     async def _visible_study(self, principal: Principal, study_id: Id) -> Study:
         async with self._uow() as uow:
-            study = await uow.studies.get(study_id)
-        if study is None:
-            raise NotFound("study", study_id)
-        ensure_visible(principal, study.centre_id, "study", study_id)
+            study = visible(principal, await uow.studies.get(study_id), "study", study_id)
         require_study_reader(principal)
         return study
 

@@ -17,7 +17,7 @@ from domain.identity import Principal, PrincipalKind, Role, Scope
 from domain.ports.blobs import BlobStore
 from domain.ports.repositories import JobFilter, StudyFilter
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from domain.services.access import ensure_visible, require_role, require_scope, scoped_centre
+from domain.services.access import require_role, require_scope, scoped_centre, visible
 from domain.services.auditing import Auditor
 from domain.studies import Instance, Series, Study
 from domain.values import MAX_PAGE_SIZE, Id, Page, is_plain_number
@@ -71,9 +71,7 @@ class StudyService:
     async def _visible(
         self, principal: Principal, study: Study | None, ident: object, action: str = "study.read"
     ) -> Study:
-        if study is None:
-            raise NotFound("study", ident)
-        ensure_visible(principal, study.centre_id, "study", ident)
+        study = visible(principal, study, "study", ident)
         require_study_reader(principal)
         await self._auditor.record(principal, action, "study", study.id, centre_id=study.centre_id)
         return study
@@ -125,10 +123,9 @@ class StudyService:
     async def instance(self, principal: Principal, instance_id: Id, purpose: str) -> Instance:
         """One instance; ``purpose`` (``metadata``, ``rendered``...) goes to the audit trail."""
         async with self._uow() as uow:
-            instance = await uow.instances.get(instance_id)
-        if instance is None:
-            raise NotFound("instance", instance_id)
-        ensure_visible(principal, instance.centre_id, "instance", instance_id)
+            instance = visible(
+                principal, await uow.instances.get(instance_id), "instance", instance_id
+            )
         require_study_reader(principal)
         await self._auditor.record(
             principal,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import msgspec
 
-from domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from domain.errors import Conflict, InvalidInput, PermissionDenied
 from domain.events import StudyAssigned
 from domain.identity import Principal, PrincipalKind, Role
 from domain.ports.services import Clock
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from domain.services.access import ensure_visible
+from domain.services.access import visible
 from domain.services.auditing import Auditor
 from domain.services.studies import require_study_writer
 from domain.studies import Study, StudyStatus
@@ -27,10 +27,7 @@ class AssignStudy(msgspec.Struct, frozen=True, kw_only=True):
 
 async def visible_study(uow: UnitOfWork, principal: Principal, study_id: Id) -> Study:
     """The study, or ``NotFound`` when it does not exist or is another centre's."""
-    study = await uow.studies.get(study_id)
-    if study is None:
-        raise NotFound("study", study_id)
-    ensure_visible(principal, study.centre_id, "study", study_id)
+    study = visible(principal, await uow.studies.get(study_id), "study", study_id)
     return study
 
 

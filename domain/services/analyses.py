@@ -247,7 +247,25 @@ class AnalysisService:
     # -- reads -----------------------------------------------------------------------------
 
     async def result_for_job(self, principal: Principal, job_id: Id) -> AnalysisResult:
-        """The result of a job the principal may see; ``NotFound`` while it has none."""
+        """The result of a job the principal may see; ``Conflict`` while the job runs,
+        ``NotFound`` when it ended without one."""
+        result = await self._result_of(principal, job_id)
+        await self._audit(principal, result, "result")
+        return result
+
+    async def mask_for_job(self, principal: Principal, job_id: Id) -> bytes:
+        """The DICOM SEG of a job's result (Part 10 bytes)."""
+        result = await self._result_of(principal, job_id)
+        if result.segmentation_key is None:
+            raise NotFound("segmentation of job", job_id)
+        try:
+            seg = await self._blobs.get(result.segmentation_key)
+        except BlobNotFound as err:
+            raise NotFound("segmentation of job", job_id) from err
+        await self._audit(principal, result, "mask")
+        return seg
+
+    async def _result_of(self, principal: Principal, job_id: Id) -> AnalysisResult:
         async with self._uow() as uow:
             job = visible(principal, await uow.jobs.get(job_id), "job", job_id)
             require_job_reader(principal)
@@ -259,18 +277,7 @@ class AnalysisService:
             )
         if result is None:
             raise NotFound("result of job", job_id)
-        await self._audit(principal, result, "result")
         return result
-
-    async def mask_for_job(self, principal: Principal, job_id: Id) -> bytes:
-        """The DICOM SEG of a job's result (Part 10 bytes)."""
-        result = await self.result_for_job(principal, job_id)
-        if result.segmentation_key is None:
-            raise NotFound("segmentation of job", job_id)
-        try:
-            return await self._blobs.get(result.segmentation_key)
-        except BlobNotFound as err:
-            raise NotFound("segmentation of job", job_id) from err
 
     async def analysis(self, principal: Principal, result_id: Id) -> AnalysisResult:
         """One analysis result by its id."""

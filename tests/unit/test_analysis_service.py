@@ -375,3 +375,19 @@ async def test_a_result_asked_for_before_the_job_ends_is_a_conflict_naming_its_s
     # another centre still learns nothing about the job
     with pytest.raises(NotFound):
         await setup.service.result_for_job(setup.world.as_("radiologist-b"), setup.job.id)
+
+
+async def test_reading_the_mask_is_audited_as_the_mask_once_it_was_read(setup):
+    await setup.service(setup.job, RecordingReporter())
+    reader = setup.world.as_("radiologist-a")
+    key = segmentation_key(setup.job)
+    seg = await setup.blobs.get(key)
+
+    await setup.blobs.delete(key)
+    with pytest.raises(NotFound):
+        await setup.service.mask_for_job(reader, setup.job.id)
+    await setup.blobs.put(key, seg)
+    assert await setup.service.mask_for_job(reader, setup.job.id) == seg
+
+    events = await setup.world.audit.query(AuditQuery(), Page(limit=1000))
+    assert [e.detail for e in events if e.action == "analysis.read"] == ["mask"]

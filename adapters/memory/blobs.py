@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 from domain.errors import InvalidInput, Unavailable
-from domain.ports.blobs import BlobInfo, BlobNotFound, validate_blob_key
+from domain.ports.blobs import BlobInfo, BlobNotFound, BlobWrite, validate_blob_key
 
 
 class MemoryBlobStore:
@@ -32,6 +32,16 @@ class MemoryBlobStore:
             body = b"".join([bytes(chunk) async for chunk in data])
         self._objects[key] = (body, content_type)
         return BlobInfo(key=key, size_bytes=len(body), content_type=content_type)
+
+    async def put_many(self, writes: Sequence[BlobWrite]) -> list[BlobInfo]:
+        """One ``put`` after another (through ``self.put``, so a subclass that fails puts
+        fails batches too); every key is checked before the first is written."""
+        for write in writes:
+            validate_blob_key(write.key)
+        return [
+            await self.put(write.key, write.data, content_type=write.content_type)
+            for write in writes
+        ]
 
     async def get(self, key: str) -> bytes:
         validate_blob_key(key)

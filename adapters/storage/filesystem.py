@@ -7,16 +7,16 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISLNK, S_ISREG
 from typing import BinaryIO, TypeVar
 
 import structlog
 
 from adapters.storage.presigning import UrlSigner, presigning_not_configured
 from domain.errors import Conflict, InvalidInput, Unavailable
-from domain.ports.blobs import BlobInfo, BlobNotFound, validate_blob_key
+from domain.ports.blobs import BlobInfo, BlobNotFound, BlobWrite, validate_blob_key
 
 log = structlog.get_logger(__name__)
 
@@ -34,11 +34,13 @@ class FilesystemBlobStore:
     Every key is checked with ``validate_blob_key`` and its resolved path must lie inside
     ``root``, so neither ``..`` nor a symlink can lead outside. A put writes a hidden temp
     file next to the target, fsyncs it, renames it over the target and fsyncs the directory:
-    readers see the whole old object or the whole new one. The content type, when given,
-    lives in the file's extended attribute ``user.hounsfield.content_type`` (set before the
-    fsync, so it is as durable as the bytes), or, where the filesystem has no user
-    attributes, in a hidden sidecar file (``.<name>.content-type``, also read for objects
-    stored that way before); hidden names can never be keys.
+    readers see the whole old object or the whole new one; ``put_many`` writes a batch the
+    same way in one worker thread and fsyncs each directory once, after the last rename.
+    The content type, when given, lives in the file's extended attribute
+    ``user.hounsfield.content_type`` (set before the fsync, so it is as durable as the
+    bytes), or, where the filesystem has no user attributes, in a hidden sidecar file
+    (``.<name>.content-type``, also read for objects stored that way before); hidden names
+    can never be keys.
 
     A key cannot be both an object and the prefix of another (``a`` and ``a/b``): the
     second put raises ``Conflict``.
@@ -74,12 +76,36 @@ class FilesystemBlobStore:
 
     def path_for(self, key: str) -> Path:
         """The file that holds ``key`` (it may not exist); raises ``InvalidInput`` for a key
-        that is not valid or whose path would resolve outside the root."""
+        that is not valid or whose path would resolve outside the root.
+
+        A valid key has no ``..``, empty or absolute segment, and the root is resolved at
+        construction, so the lexical join is the real path unless a component under the
+        root is a symlink (one an operator or another process put there): only then is the
+        path resolved and checked. That costs one ``lstat`` per key segment (stopping at
+        the first missing one) instead of ``resolve()``'s one per component of the whole
+        absolute path, root included.
+        """
         validate_blob_key(key)
-        resolved = self._root.joinpath(*key.split("/")).resolve()
+        segments = key.split("/")
+        path = self._root.joinpath(*segments)
+        if not self._symlink_under_root(segments):
+            return path
+        resolved = path.resolve()
         if resolved == self._root or not resolved.is_relative_to(self._root):
             raise InvalidInput(f"blob key {key!r} resolves outside the blob store root")
         return resolved
+
+    def _symlink_under_root(self, segments: list[str]) -> bool:
+        current = str(self._root)
+        for segment in segments:
+            current = f"{current}{os.sep}{segment}"
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return False  # nothing below a missing component can be a link
+            if S_ISLNK(mode):
+                return True
+        return False
 
     async def put(
         self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
@@ -105,6 +131,36 @@ class FilesystemBlobStore:
         size = await self._run("store", key, self._commit, handle, temp, path, key, content_type)
         log.debug("blob.put", key=key, size_bytes=size)
         return BlobInfo(key=key, size_bytes=size, content_type=content_type)
+
+    async def put_many(self, writes: Sequence[BlobWrite]) -> list[BlobInfo]:
+        """The whole batch in one worker-thread hop, one fsync per distinct directory.
+
+        Each object is written as :meth:`put` writes it (temp file, fsync, rename), but
+        the directories are fsynced once each after the last rename, before this returns,
+        so the renames are durable before the caller commits what refers to them. The
+        batch stops at the first failure. A cancelled caller still waits for the thread,
+        which cannot be stopped, so that its clean-up does not race a late write.
+        """
+        for write in writes:
+            validate_blob_key(write.key)
+            _check_content_type(write.content_type)
+        if not writes:
+            return []
+        job = asyncio.ensure_future(
+            self._run("store", writes[0].key, self._put_batch, list(writes))
+        )
+        try:
+            sizes = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            await asyncio.wait({job})
+            if not job.cancelled():
+                job.exception()  # retrieved: the cancellation is what the caller sees
+            raise
+        log.debug("blob.put_many", objects=len(writes), size_bytes=sum(sizes))
+        return [
+            BlobInfo(key=write.key, size_bytes=size, content_type=write.content_type)
+            for write, size in zip(writes, sizes, strict=True)
+        ]
 
     async def get(self, key: str) -> bytes:
         validate_blob_key(key)
@@ -165,11 +221,13 @@ class FilesystemBlobStore:
         try:
             return await asyncio.to_thread(function, *args)
         except OSError as err:
-            reason = err.strerror or type(err).__name__
-            raise Unavailable(
-                f"blob store directory {str(self._root)!r} could not {action} "
-                f"blob {key!r}: {reason}"
-            ) from err
+            raise self._unavailable(action, key, err) from err
+
+    def _unavailable(self, action: str, key: str, err: OSError) -> Unavailable:
+        reason = err.strerror or type(err).__name__
+        return Unavailable(
+            f"blob store directory {str(self._root)!r} could not {action} blob {key!r}: {reason}"
+        )
 
     # -- blocking helpers, run in worker threads ------------------------------------------
 
@@ -186,6 +244,39 @@ class FilesystemBlobStore:
         self, key: str, data: bytes | bytearray | memoryview, content_type: str | None
     ) -> int:
         """The whole put of an object in memory (blocking)."""
+        size, _ = self._write_object(key, data, content_type, sync_directory=True)
+        return size
+
+    def _put_batch(self, writes: list[BlobWrite]) -> list[int]:
+        """Write each object, then fsync each directory the renames touched, once
+        (blocking); an ``OSError`` names the key it happened on."""
+        sizes: list[int] = []
+        directories: dict[Path, str] = {}  # directory -> first key in it, for errors
+        for write in writes:
+            try:
+                size, directory = self._write_object(
+                    write.key, write.data, write.content_type, sync_directory=False
+                )
+            except OSError as err:
+                raise self._unavailable("store", write.key, err) from err
+            sizes.append(size)
+            directories.setdefault(directory, write.key)
+        for directory, key in directories.items():
+            try:
+                _fsync_directory(directory)
+            except OSError as err:
+                raise self._unavailable("store", key, err) from err
+        return sizes
+
+    def _write_object(
+        self,
+        key: str,
+        data: bytes | bytearray | memoryview,
+        content_type: str | None,
+        *,
+        sync_directory: bool,
+    ) -> tuple[int, Path]:
+        """Write, fsync and rename one object (blocking): its size and its directory."""
         path, handle, temp = self._open_temp(key)
         try:
             handle.write(data)
@@ -194,10 +285,18 @@ class FilesystemBlobStore:
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise
-        return self._commit(handle, temp, path, key, content_type)
+        size = self._commit(handle, temp, path, key, content_type, sync_directory=sync_directory)
+        return size, path.parent
 
     def _commit(
-        self, handle: BinaryIO, temp: Path, path: Path, key: str, content_type: str | None
+        self,
+        handle: BinaryIO,
+        temp: Path,
+        path: Path,
+        key: str,
+        content_type: str | None,
+        *,
+        sync_directory: bool = True,
     ) -> int:
         """Make a written temp file the object ``key``, durably (blocking).
 
@@ -205,6 +304,8 @@ class FilesystemBlobStore:
         fsync of the file and one of the directory (for the rename) make the object and its
         type durable together; on a filesystem without user attributes it goes into the
         sidecar file instead. A stale sidecar of the object this replaces is removed.
+        ``sync_directory=False`` leaves the directory fsync to a caller that writes several
+        objects into it and fsyncs it once after the last.
         """
         try:
             with handle:
@@ -222,7 +323,8 @@ class FilesystemBlobStore:
                 _sidecar(path).unlink()
         else:
             self._write_content_type(path, content_type)
-        _fsync_directory(path.parent)
+        if sync_directory:
+            _fsync_directory(path.parent)
         return size
 
     def _read_all(self, key: str) -> bytes:

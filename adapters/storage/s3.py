@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -13,7 +14,7 @@ from obstore.store import S3Store
 
 from adapters.storage.presigning import check_expires_in
 from domain.errors import InvalidInput, Unavailable
-from domain.ports.blobs import BlobInfo, BlobNotFound, validate_blob_key
+from domain.ports.blobs import BlobInfo, BlobNotFound, BlobWrite, validate_blob_key
 
 if TYPE_CHECKING:
     from obstore import Attributes
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _MULTIPART_CHUNK_BYTES = 5 * 1024 * 1024
+_PARALLEL_PUTS = 8
+"""Puts of one ``put_many`` in flight at once: enough to hide round trips, few enough not
+to flood the store's connection pool."""
 _FAILURES = (ObstoreError, OSError)
 _GENERIC_CONTENT_TYPES = frozenset({"binary/octet-stream", "application/octet-stream"})
 """What S3 stores report when a put gave no type: ``head`` says ``None``, like other stores."""
@@ -131,6 +135,25 @@ class S3BlobStore:
             self._fail("store", key, err)
         log.debug("blob.put", bucket=self._bucket, key=key, size_bytes=size)
         return BlobInfo(key=key, size_bytes=size, content_type=content_type)
+
+    async def put_many(self, writes: Sequence[BlobWrite]) -> list[BlobInfo]:
+        """Up to ``_PARALLEL_PUTS`` PUTs at a time; all of them finish (or fail) before
+        the first error in input order is raised."""
+        for write in writes:
+            validate_blob_key(write.key)
+        gate = asyncio.Semaphore(_PARALLEL_PUTS)
+
+        async def put(write: BlobWrite) -> BlobInfo:
+            async with gate:
+                return await self.put(write.key, write.data, content_type=write.content_type)
+
+        outcomes = await asyncio.gather(*(put(write) for write in writes), return_exceptions=True)
+        infos: list[BlobInfo] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            infos.append(outcome)
+        return infos
 
     async def get(self, key: str) -> bytes:
         validate_blob_key(key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from domain.audit import AuditEvent, AuditQuery
 from domain.errors import NotFound
 from domain.identity import SYSTEM_PRINCIPAL, Principal, PrincipalKind, Role
 from domain.metrics import compute_tumor_metrics
-from domain.ports.blobs import BlobInfo, BlobNotFound, validate_blob_key
+from domain.ports.blobs import BlobInfo, BlobNotFound, BlobWrite, validate_blob_key
 from domain.ports.repositories import StudyFilter
 from domain.services.auditing import Auditor
 from domain.services.centres import CentreService, CreateCentre
@@ -54,6 +54,14 @@ class ArchiveObjectStore:
             data = b"".join([chunk async for chunk in data])
         self.objects[validate_blob_key(key)] = (data, content_type)
         return BlobInfo(key=key, size_bytes=len(data), content_type=content_type)
+
+    async def put_many(self, writes: Sequence[BlobWrite]) -> list[BlobInfo]:
+        for write in writes:  # every key checked before anything is written
+            validate_blob_key(write.key)
+        return [
+            await self.put(write.key, write.data, content_type=write.content_type)
+            for write in writes
+        ]
 
     async def get(self, key: str) -> bytes:
         if key not in self.objects:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Protocol
 
 import msgspec
@@ -43,6 +43,14 @@ class BlobInfo(msgspec.Struct, frozen=True, kw_only=True):
     content_type: str | None = None
 
 
+class BlobWrite(msgspec.Struct, frozen=True):
+    """One object of a :meth:`BlobStore.put_many` batch, its bytes in memory."""
+
+    key: str
+    data: bytes
+    content_type: str | None = None
+
+
 class BlobStore(Protocol):
     """put/get/stream/delete/exists, and presigned URLs where the backend has them.
 
@@ -55,6 +63,17 @@ class BlobStore(Protocol):
     async def put(
         self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
     ) -> BlobInfo: ...
+
+    async def put_many(self, writes: Sequence[BlobWrite]) -> list[BlobInfo]:
+        """Write every object, each atomically as :meth:`put` does; their infos in order.
+
+        Every key and content type is checked first, so an invalid one raises
+        ``InvalidInput`` before anything is written. Every write has finished or failed
+        before this returns (none is left running); then the first error in input order is
+        raised. Objects written before a failure may exist: the caller deletes them. A
+        store may stop at the first failure instead of attempting the rest. An empty
+        batch returns ``[]``.
+        """
 
     async def get(self, key: str) -> bytes:
         """The whole object; raises ``BlobNotFound``."""

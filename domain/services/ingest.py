@@ -27,7 +27,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import StudyUploaded
 from domain.identity import Centre, Principal, PrincipalKind
 from domain.imaging.ingest import ImageFormat
-from domain.ports.blobs import BlobStore
+from domain.ports.blobs import BlobStore, BlobWrite
 from domain.ports.services import Clock, IdGenerator
 from domain.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from domain.services.auditing import Auditor
@@ -53,8 +53,6 @@ _CODE_ATTEMPTS = 10
 _INGEST_ATTEMPTS = 6
 _RETRY_PAUSE_S = 0.02
 _PATIENT_IDENTITY_REMOVED = "00120062"
-PARALLEL_PUTS = 8
-"""Files of one upload written to the blob store at the same time (I/O bound: fsync, network)."""
 
 
 class _Batch:
@@ -316,23 +314,17 @@ class IngestService:
     async def _put_all(
         self, planned: list[tuple[UploadedFile, Instance]], stored: list[str]
     ) -> None:
-        """Store the files, several at a time; every put finishes (or fails) before this
-        returns, so that a failure can remove all of them without racing a late write."""
-        gate = asyncio.Semaphore(PARALLEL_PUTS)
-
-        async def put(upload: UploadedFile, instance: Instance) -> None:
-            async with gate:
-                await self._blobs.put(
-                    instance.storage_key, upload.data, content_type=instance.content_type
-                )
-
+        """Store the files in one batch (one worker-thread hop and one directory fsync per
+        upload on the filesystem store, parallel PUTs on S3). Every write has finished or
+        failed when it returns, and the keys are recorded first, so that a failure removes
+        all of them without racing a late write."""
         stored.extend(instance.storage_key for _, instance in planned)
-        outcomes = await asyncio.gather(
-            *(put(upload, instance) for upload, instance in planned), return_exceptions=True
+        await self._blobs.put_many(
+            [
+                BlobWrite(instance.storage_key, upload.data, instance.content_type)
+                for upload, instance in planned
+            ]
         )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
 
     async def _discard(self, keys: list[str]) -> None:
         for key in keys:

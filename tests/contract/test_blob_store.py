@@ -23,7 +23,7 @@ from adapters.storage import (
     blob_store_from_url,
 )
 from domain.errors import Conflict, InvalidInput, Unavailable
-from domain.ports.blobs import BlobInfo, BlobNotFound, BlobStore
+from domain.ports.blobs import BlobInfo, BlobNotFound, BlobStore, BlobWrite
 from tests.fixtures.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY
 
 SIGNING_KEY = b"contract-test-signing-key-0123456789"
@@ -221,6 +221,60 @@ async def test_invalid_keys_are_rejected_by_every_operation(store: BlobStore, ke
         await store.presign_put(key, expires_in_s=60)
     with pytest.raises(InvalidInput):
         await store.presign_get(key, expires_in_s=60)
+
+
+async def test_a_batch_round_trips_each_object_with_its_content_type(store: BlobStore) -> None:
+    writes = [
+        BlobWrite("batch/s1/a.dcm", pattern(3000, seed=1), "application/dicom"),
+        BlobWrite("batch/s1/b.json", b'{"b": 2}', "application/json"),
+        BlobWrite("batch/s2/c.bin", pattern(17, seed=3)),
+        BlobWrite("top.bin", b""),
+    ]
+
+    await store.put_many(writes)
+
+    for write in writes:
+        assert await store.get(write.key) == write.data
+        assert await store.head(write.key) == BlobInfo(
+            key=write.key, size_bytes=len(write.data), content_type=write.content_type
+        )
+
+
+async def test_a_batch_returns_the_infos_in_the_order_of_its_writes(store: BlobStore) -> None:
+    keys = [f"order/{name}.bin" for name in ("m", "c", "x", "a", "q", "b", "z", "d", "k", "e")]
+    writes = [BlobWrite(key, pattern(i * 11, seed=i)) for i, key in enumerate(keys)]
+
+    infos = await store.put_many(writes)
+
+    assert infos == [BlobInfo(key=key, size_bytes=i * 11) for i, key in enumerate(keys)]
+
+
+async def test_an_empty_batch_returns_no_infos(store: BlobStore) -> None:
+    assert await store.put_many([]) == []
+
+
+@pytest.mark.parametrize("key", ["../x", "a//b", ".hidden"])
+async def test_an_invalid_key_in_a_batch_rejects_it_before_anything_is_written(
+    store: BlobStore, key: str
+) -> None:
+    writes = [BlobWrite("first.bin", b"1"), BlobWrite(key, b"2"), BlobWrite("last.bin", b"3")]
+
+    with pytest.raises(InvalidInput):
+        await store.put_many(writes)
+
+    assert not await store.exists("first.bin")
+    assert not await store.exists("last.bin")
+
+
+async def test_every_object_of_a_batch_is_readable_once_it_returns(store: BlobStore) -> None:
+    await store.put("ready/old.bin", b"previous")
+    body = pattern(3 * 1024 + 7, seed=9)
+
+    await store.put_many([BlobWrite("ready/old.bin", b"replaced"), BlobWrite("ready/new", body)])
+
+    assert await store.get("ready/old.bin") == b"replaced"
+    assert await store.exists("ready/new")
+    assert b"".join(await collect(store.stream("ready/new", chunk_size=1000))) == body
 
 
 async def test_ping_succeeds_on_a_working_store(store: BlobStore) -> None:
@@ -561,6 +615,29 @@ async def test_filesystem_cannot_keep_an_object_and_a_prefix_of_the_same_name(
     assert not await fs_store.exists("b")
     with pytest.raises(BlobNotFound):
         await fs_store.get("b")
+
+
+async def test_filesystem_batch_rejects_a_bad_content_type_before_writing_anything(
+    fs_store: FilesystemBlobStore,
+) -> None:
+    writes = [BlobWrite("a.bin", b"1", "text/plain"), BlobWrite("b.bin", b"2", "bad\ntype")]
+
+    with pytest.raises(InvalidInput, match="content_type"):
+        await fs_store.put_many(writes)
+
+    assert not await fs_store.exists("a.bin")
+
+
+async def test_filesystem_batch_raises_the_failure_of_the_first_write_that_fails(
+    fs_store: FilesystemBlobStore,
+) -> None:
+    await fs_store.put("a", b"object")
+    writes = [BlobWrite("ok.bin", b"fine"), BlobWrite("a/b", b"under an object")]
+
+    with pytest.raises(Conflict, match="'a/b'"):
+        await fs_store.put_many(writes)
+
+    assert await fs_store.get("a") == b"object"
 
 
 async def test_filesystem_ping_fails_when_the_root_cannot_be_written(tmp_path: Path) -> None:

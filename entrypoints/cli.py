@@ -30,6 +30,7 @@ from domain.identity import SYSTEM_PRINCIPAL
 from domain.services.models import ModelCatalogue
 from domain.studies import Modality, Sex, Urgency
 from entrypoints import ingest as ingest_client
+from entrypoints.api_processes import serve_processes
 from entrypoints.bootstrap import (
     BUNDLED_MODELS_DIR,
     bootstrap,
@@ -40,7 +41,7 @@ from entrypoints.folder_tools import FOLDER_COMMANDS
 from entrypoints.http import create_app
 from entrypoints.jobs import sweeping
 from entrypoints.logging import configure_logging
-from entrypoints.settings import Settings, SettingsError, redact_url
+from entrypoints.settings import MAX_HTTP_WORKERS, Settings, SettingsError, redact_url
 from entrypoints.worker import run_workers
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -78,8 +79,15 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     default=None,
     help="Port to listen on [default: HOUNSFIELD_PORT].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_HTTP_WORKERS),
+    default=None,
+    help="API processes on the one port; the machine's cores is a good number"
+    " [default: HOUNSFIELD_HTTP_WORKERS, 1].",
+)
 @click.pass_obj
-def serve(options: _Options, host: str | None, port: int | None) -> None:
+def serve(options: _Options, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the HTTP API until SIGTERM or Ctrl-C (the embedded PostgreSQL stops with it)."""
     with _clean_failures():
         settings = _settings(options)
@@ -87,13 +95,28 @@ def serve(options: _Options, host: str | None, port: int | None) -> None:
             settings,
             host=host if host is not None else settings.host,
             port=port if port is not None else settings.port,
+            http_workers=workers if workers is not None else settings.http_workers,
         )
         configure_logging(level=settings.log_level, log_format=settings.effective_log_format)
         first_start = not settings.data_dir.exists()
         # Claim the port before starting anything: a busy port fails fast, in one line.
         listener = _listen(settings.host, settings.port)
         with listener:
-            _run_until_stopped(lambda: _serve(settings, listener, first_start=first_start))
+            if settings.http_workers == 1:
+                _run_until_stopped(lambda: _serve(settings, listener, first_start=first_start))
+                return
+
+            def announce(password: str | None) -> None:
+                _print_banner(settings, first_start=first_start)
+                _print_admin_password(password)
+
+            serve_processes(
+                settings,
+                listener,
+                workers=settings.http_workers,
+                config_file=options.config_file,
+                announce=announce,
+            )
 
 
 @cli.command()
@@ -421,13 +444,7 @@ async def _serve(settings: Settings, listener: socket.socket, *, first_start: bo
     try:
         _print_banner(settings, first_start=first_start)
         if settings.initial_admin and not settings.database_url:
-            password = await container.services.users.ensure_initial_admin()
-            if password is not None:
-                # Shown once on the terminal, never logged; there is no fixed default password.
-                click.echo(
-                    "\n  No admin existed, so one was created. Sign in once and change the"
-                    f" password:\n    username  admin\n    password  {password}\n"
-                )
+            _print_admin_password(await container.services.users.ensure_initial_admin())
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(container),
@@ -464,6 +481,15 @@ async def _migrate(settings: Settings) -> tuple[str, list[str]]:
     return where, applied
 
 
+def _print_admin_password(password: str | None) -> None:
+    if password is not None:
+        # Shown once on the terminal, never logged; there is no fixed default password.
+        click.echo(
+            "\n  No admin existed, so one was created. Sign in once and change the"
+            f" password:\n    username  admin\n    password  {password}\n"
+        )
+
+
 def _print_banner(settings: Settings, *, first_start: bool) -> None:
     version = importlib.metadata.version("hounsfield")
     database = (
@@ -480,5 +506,6 @@ def _print_banner(settings: Settings, *, first_start: bool) -> None:
         f"  storage   {storage}",
         f"  queue     {(settings.broker_url and redact_url(settings.broker_url)) or 'in-process'}",
         f"  api       {base}/api/v1   docs {base}/docs",
+        f"  processes {settings.http_workers}",
     ]
     click.echo("\n".join(lines))

@@ -24,6 +24,7 @@ import msgspec
 
 ENV_PREFIX = "HOUNSFIELD_"
 CONFIG_VARIABLE = "HOUNSFIELD_CONFIG"
+MAX_HTTP_WORKERS = 64
 DEFAULT_CONFIG_FILE = Path("hounsfield.toml")
 
 Environment = Literal["development", "production"]
@@ -57,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """``None`` generates one, kept in ``data_dir/secret_key`` (mode 0600)."""
     host: str = "127.0.0.1"
     port: int = 8000
+    http_workers: int = 1
+    """API processes ``serve`` runs on its one port (each with its own database pool and, without
+    a broker, its own job threads). The cores of the machine is a good number; see
+    docs/operations.md."""
     log_level: LogLevel = "info"
     log_format: LogFormat = "auto"
     """``auto`` is ``console`` in development and ``json`` in production."""
@@ -210,6 +215,7 @@ _EXPECTED: dict[str, str] = {
     "inference_threads": "a positive integer, or empty for one per core",
     "job_queue_name": "letters, digits, '.', '_' or '-', starting with a letter or '_'",
     "job_threads": "a positive integer",
+    "http_workers": "an integer from 1 to 64",
     "job_max_attempts": "a positive integer",
     "job_lease_s": "a positive number of seconds",
     "job_retry_backoff_s": "a number of seconds >= 0",
@@ -281,6 +287,8 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
         raise fail("port")
     if not settings.host:
         raise fail("host")
+    if not 1 <= settings.http_workers <= MAX_HTTP_WORKERS:
+        raise fail("http_workers")
     for name in (
         "max_upload_bytes",
         "db_pool_min_size",

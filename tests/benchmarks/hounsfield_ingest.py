@@ -31,8 +31,9 @@ from tests.benchmarks.results import HTTP_HEADERS, HttpRuns, Table
 UNLIMITED_UPLOADS_PER_MINUTE = "1000000"
 
 
-def serve(workdir: Path) -> tuple[Process, str, str]:
-    """``hounsfield serve`` on a new data dir; returns it, its URL and an upload API key."""
+def serve(workdir: Path, *, workers: int = 1) -> tuple[Process, str, str]:
+    """``hounsfield serve --workers N`` on a new data dir; returns it, its URL and an upload
+    API key."""
     port = free_port()
     env = clean_environment(
         HOUNSFIELD_DATA_DIR=str(workdir / "data"),
@@ -42,7 +43,7 @@ def serve(workdir: Path) -> tuple[Process, str, str]:
     )
     server = start(
         "hounsfield serve",
-        [*hounsfield_command(), "serve", "--port", str(port)],
+        [*hounsfield_command(), "serve", "--port", str(port), "--workers", str(workers)],
         log=workdir / "serve.log",
         cwd=workdir,
         env=env,

@@ -25,12 +25,14 @@ from adapters.inference.onnx_engine import OnnxInferenceEngine
 from adapters.inference.registry import FilesystemModelRegistry
 from adapters.memory import MemoryAuditLog, MemoryDatabase, MemoryEventBus
 from adapters.memory.rate_limits import MemoryRateLimiter
+from adapters.memory.upload_claims import MemoryUploadClaims
 from adapters.postgres.audit_log import PostgresAuditLog
 from adapters.postgres.database import PostgresDatabase
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.events import PostgresEventBus
 from adapters.postgres.migrate import migrate
 from adapters.postgres.rate_limits import PostgresRateLimiter
+from adapters.postgres.upload_claims import PostgresUploadClaims
 from adapters.security import Argon2PasswordHasher
 from adapters.security.tokens import load_or_create_secret
 from adapters.storage import StorageHealthProbe, blob_store_from_url
@@ -49,6 +51,7 @@ from domain.ports import (
 from domain.ports.inference import InferenceEngine, ModelRegistry
 from domain.ports.jobs import JobHandler
 from domain.ports.rate_limits import RateLimiter
+from domain.ports.upload_claims import UploadClaims
 from domain.services.job_runner import JobRunner
 from entrypoints.health import (
     InProcessQueueProbe,
@@ -95,6 +98,8 @@ class Container:
     """The task queue of this process and the job runner behind it."""
     health_probes: list[HealthProbe]
     services: Services
+    upload_claims: UploadClaims
+    """Presigned upload URLs the API served that were used (shared by its processes)."""
     database_dsn: str | None = None
     """The PostgreSQL DSN in use (embedded or configured); ``None`` for other databases."""
     applied_migrations: list[str] = field(default_factory=list)
@@ -118,6 +123,7 @@ async def bootstrap(
     ids: IdGenerator | None = None,
     password_hasher: PasswordHasher | None = None,
     rate_limiter: RateLimiter | None = None,
+    upload_claims: UploadClaims | None = None,
     extra_probes: Sequence[HealthProbe] = (),
     job_handler: JobHandler | None = None,
 ) -> Container:
@@ -127,9 +133,9 @@ async def bootstrap(
         settings: the validated settings.
         database: ``"postgres"`` (``settings.database_url``, or an embedded server in the
             data dir when it is ``None``), ``"memory"``, or a ready database adapter.
-        audit_log, blob_store, event_bus, clock, ids, password_hasher, rate_limiter:
-            adapters to use instead of the ones the settings describe (tests pass a cheap
-            password hasher, for instance).
+        audit_log, blob_store, event_bus, clock, ids, password_hasher, rate_limiter,
+        upload_claims: adapters to use instead of the ones the settings describe (tests
+            pass a cheap password hasher, for instance).
         extra_probes: more health probes for ``/health/detailed``.
         job_handler: what running a job does, instead of the analysis pipeline.
 
@@ -163,6 +169,12 @@ async def bootstrap(
                 PostgresRateLimiter(db, clock=clock)
                 if isinstance(db, PostgresDatabase)
                 else MemoryRateLimiter(clock=clock)
+            )
+        if upload_claims is None:
+            upload_claims = (
+                PostgresUploadClaims(db)
+                if isinstance(db, PostgresDatabase)
+                else MemoryUploadClaims()
             )
         models_dir = settings.models_dir or BUNDLED_MODELS_DIR
         models = FilesystemModelRegistry(models_dir)
@@ -223,6 +235,7 @@ async def bootstrap(
             inference=inference,
             job_queue=job_queue,
             health_probes=probes,
+            upload_claims=upload_claims,
             database_dsn=dsn,
             applied_migrations=migrations,
             _resources=resources,

@@ -247,3 +247,26 @@ async def test_on_s3_the_url_is_the_stores_own_and_the_object_is_ingested_then_r
             f"/api/v1/uploads/{presigned['key']}?expires=1&signature=x", content=CT
         )
         assert_problem(not_served_here, 404)
+
+
+@pytest.mark.postgres
+async def test_a_url_used_through_one_api_process_is_refused_by_another(
+    make_served: ServedFactory, postgres_dsn: str
+) -> None:
+    """Two containers on one data dir and one database, as ``serve --workers 2`` runs them:
+    the claim lives in the database, so a URL used through A is refused through B, even
+    after the staged object was ingested and removed (nothing in storage says it was used)."""
+    options = {"database": "postgres", "database_url": postgres_dsn}
+    world = await seed_world(await make_served(**options))
+    other = await make_served(**options)
+    presigned = await presign(world)
+
+    assert (await put(world, presigned["url"])).status_code == 200
+    assert_problem(await other.client.put(presigned["url"], content=b"something else"), 409)
+    assert (await from_storage(world, presigned["key"])).status_code == 201
+    refused = await other.client.put(presigned["url"], content=b"something else")
+
+    assert "already used" in assert_problem(refused, 409)["detail"]
+    assert stored_keys(other.container) == [
+        key for key in stored_keys(other.container) if key.startswith("centres/")
+    ]

@@ -5,7 +5,9 @@ staging key ``staging/<centre>/<uuid>/<file name>``. On S3 the URL is the store'
 presigned PUT. On the filesystem (and in-memory) store the API serves the URL itself:
 ``PUT /api/v1/uploads/<key>?method=PUT&expires=..&signature=..``, signed with HMAC-SHA256 under
 a key derived from the installation secret, checked for expiry, and single use (a URL whose
-object exists, or that this process already accepted, is refused). That route authenticates
+object exists, or whose signature was claimed, is refused; the claims are the container's
+``upload_claims``, in the database when it is PostgreSQL, so every API process shares them,
+and a failed PUT releases its claim so the URL may be retried). That route authenticates
 by its signature alone; the signature covers the key, so it can only write the staging key
 of the centre it was issued for. ``POST /studies/from-storage`` then ingests the object as an
 upload would and removes it.
@@ -13,12 +15,10 @@ upload would and removes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, post, put
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -55,36 +55,6 @@ PRESIGN_TTL_S = 600
 UPLOADS_PATH = "/api/v1/uploads"
 SIGNING_PURPOSE = "blob-url-signing"
 """The same derived key the filesystem store signs with, so either can check the other's URLs."""
-_REGISTRY_STATE_KEY = "staging_signatures"
-
-
-@dataclass
-class UsedSignatures:
-    """Signatures of upload URLs this process accepted (until they expire) or is receiving."""
-
-    used: dict[str, int] = field(default_factory=dict)
-    receiving: set[str] = field(default_factory=set)
-
-    def claim(self, signature: str, *, now: float) -> bool:
-        for old in [s for s, expires in self.used.items() if expires <= now]:
-            del self.used[old]
-        if signature in self.used or signature in self.receiving:
-            return False
-        self.receiving.add(signature)
-        return True
-
-    def settle(self, signature: str, *, expires: int, accepted: bool) -> None:
-        self.receiving.discard(signature)
-        if accepted:
-            self.used[signature] = expires
-
-
-def used_signatures(state: State) -> UsedSignatures:
-    registry = state.get(_REGISTRY_STATE_KEY)
-    if not isinstance(registry, UsedSignatures):
-        registry = UsedSignatures()
-        state[_REGISTRY_STATE_KEY] = registry
-    return registry
 
 
 def serves_uploads_itself(store: BlobStore) -> bool:
@@ -169,7 +139,8 @@ class StagingController(Controller):
     ) -> StagedRead:
         key = key.lstrip("/")
         store = container.blob_store
-        now = container.clock.now().timestamp()
+        moment = container.clock.now()
+        now = moment.timestamp()
         if not serves_uploads_itself(store):
             raise NotFound("upload URL", key[:200])
         if expires is None or signature is None or not is_plain_number(expires):
@@ -182,8 +153,11 @@ class StagingController(Controller):
             if now >= expiry and signer.verify("PUT", key, expiry, signature, now=expiry - 1):
                 raise Unauthenticated("this upload URL has expired; ask for a new one")
             raise Unauthenticated("this upload URL's signature is not valid")
-        registry = used_signatures(request.app.state)
-        if not registry.claim(signature, now=now):
+        # claimed before receiving, so a concurrent PUT of the same URL (on any process) is
+        # refused; kept until the URL expires, after which the signature fails anyway
+        claims = container.upload_claims
+        expires_at = datetime.fromtimestamp(expiry, UTC)
+        if not await claims.claim(signature, expires_at=expires_at, now=moment):
             raise Conflict("this upload URL was already used; ask for a new one")
         accepted = False
         try:
@@ -193,7 +167,8 @@ class StagingController(Controller):
             info = await store.put(key, request.stream(), content_type=_safe(content_type))
             accepted = True
         finally:
-            registry.settle(signature, expires=expiry, accepted=accepted)
+            if not accepted:
+                await claims.release(signature)
         return StagedRead(key=key, size_bytes=info.size_bytes)
 
     @post(

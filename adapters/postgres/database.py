@@ -21,6 +21,16 @@ def _encode_json(value: Any) -> str:
     return msgspec.json.encode(value).decode("utf-8")
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a released connection needs besides the rollback asyncpg always does: nothing.
+
+    asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) is a round trip
+    on every release, for session state this pool never makes: the event bus listens and
+    migrations lock on connections of their own, and no statement sets session variables
+    (``SET LOCAL`` ends with its transaction).
+    """
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
     """Per-connection set-up: json and jsonb go through msgspec both ways, and uuids come
     back as the standard library's ``uuid.UUID`` (not asyncpg's subclass), so aggregates read
@@ -84,6 +94,7 @@ class PostgresDatabase:
                 max_size=max_size,
                 timeout=connect_timeout_s,
                 init=_init_connection,
+                reset=_keep_session,
                 server_settings={"application_name": "hounsfield", "timezone": "UTC"},
             )
         except _CONNECT_ERRORS as err:

@@ -7,7 +7,6 @@ from typing import Self
 
 import asyncpg
 import structlog
-from asyncpg.transaction import Transaction
 
 from adapters.postgres.repositories import (
     PostgresAnalysisResultRepository,
@@ -25,6 +24,7 @@ from adapters.postgres.repositories import (
     PostgresUserRepository,
 )
 from adapters.postgres.repositories.dicomweb import PostgresDicomQueryRepository
+from adapters.postgres.session import Session
 from domain.errors import Unavailable
 from domain.events import DomainEvent
 from domain.ports import (
@@ -60,10 +60,11 @@ _CONNECTION_ERRORS = (
 class PostgresUnitOfWork:
     """An async context manager around one transaction on a pooled connection.
 
-    Entering acquires a connection and begins a transaction; leaving rolls back whatever was
-    not committed and returns the connection to the pool. ``commit()`` may be called more than
-    once: work after a commit runs in a fresh transaction. Events passed to ``collect`` are
-    published through the event bus, in order, only after the commit that covers them.
+    Entering acquires a connection; the first statement begins a transaction; leaving rolls
+    back whatever was not committed and returns the connection to the pool. ``commit()`` may
+    be called more than once: work after a commit runs in a fresh transaction. Events passed
+    to ``collect`` are published through the event bus, in order, only after the commit that
+    covers them.
     """
 
     # Typed as the ports (attributes of a Protocol are invariant), bound in __aenter__.
@@ -85,24 +86,19 @@ class PostgresUnitOfWork:
     def __init__(self, pool: asyncpg.Pool, *, event_bus: EventBus | None = None) -> None:
         self._pool = pool
         self._event_bus = event_bus
-        self._connection: asyncpg.Connection | None = None
-        self._transaction: Transaction | None = None
+        self._session: Session | None = None
         self._events: list[DomainEvent] = []
 
     async def __aenter__(self) -> Self:
-        if self._connection is not None:
+        if self._session is not None:
             raise RuntimeError("this unit of work is already in use; make a new one per use")
         try:
             connection = await self._pool.acquire()
         except _CONNECTION_ERRORS as err:
             raise Unavailable(f"cannot reach PostgreSQL: {' '.join(str(err).split())}") from err
-        try:
-            self._transaction = await self._begin(connection)
-        except BaseException:
-            await self._pool.release(connection)
-            raise
-        self._connection = connection
-        self._bind(connection)
+        # the transaction begins with the first statement (adapters.postgres.session)
+        self._session = Session(connection)
+        self._bind(self._session)
         return self
 
     async def __aexit__(
@@ -111,48 +107,37 @@ class PostgresUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        connection, transaction = self._connection, self._transaction
-        self._connection = self._transaction = None
+        session, self._session = self._session, None
         self._events.clear()
+        if session is None:
+            return
         try:
-            if transaction is not None and connection is not None and not connection.is_closed():
-                await transaction.rollback()
+            if session.in_transaction and not session.connection.is_closed():
+                await session.rollback()
         finally:
-            if connection is not None:
-                await self._pool.release(connection)
+            await self._pool.release(session.connection)
         if isinstance(exc, _CONNECTION_ERRORS):
             raise Unavailable(
                 f"lost the PostgreSQL connection: {' '.join(str(exc).split())}"
             ) from exc
 
     async def commit(self) -> None:
-        connection, transaction = self._active()
-        await transaction.commit()
-        self._transaction = None
+        await self._active().commit()
         events, self._events = self._events, []
-        self._transaction = await self._begin(connection)
         await self._publish(events)
 
     async def rollback(self) -> None:
-        connection, transaction = self._active()
-        self._transaction = None
+        session = self._active()
         self._events.clear()
-        await transaction.rollback()
-        self._transaction = await self._begin(connection)
+        await session.rollback()
 
     def collect(self, event: DomainEvent) -> None:
         self._events.append(event)
 
-    @staticmethod
-    async def _begin(connection: asyncpg.Connection) -> Transaction:
-        transaction = connection.transaction()
-        await transaction.start()
-        return transaction
-
-    def _active(self) -> tuple[asyncpg.Connection, Transaction]:
-        if self._connection is None or self._transaction is None:
+    def _active(self) -> Session:
+        if self._session is None:
             raise RuntimeError("the unit of work is not active; use it as 'async with uow:'")
-        return self._connection, self._transaction
+        return self._session
 
     async def _publish(self, events: list[DomainEvent]) -> None:
         if self._event_bus is None:
@@ -164,7 +149,7 @@ class PostgresUnitOfWork:
                 # The change is committed; a lost notification must not undo or fail it.
                 _log.exception("event publish failed", event_type=type(event).__name__)
 
-    def _bind(self, connection: asyncpg.Connection) -> None:
+    def _bind(self, connection: Session) -> None:
         self.centres = PostgresCentreRepository(connection)
         self.users = PostgresUserRepository(connection)
         self.api_keys = PostgresApiKeyRepository(connection)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
+from adapters.postgres.session import Session
 from domain.errors import ConcurrentModification, Conflict, InvalidInput, NotFound
 from domain.values import Id, Page
 
@@ -95,16 +96,14 @@ def insert_sql(table: str, columns: list[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
 
 
-async def insert(
-    connection: asyncpg.Connection, table: str, resource: str, values: Mapping[str, Any]
-) -> None:
+async def insert(connection: Session, table: str, resource: str, values: Mapping[str, Any]) -> None:
     columns = list(values)
     with translating(resource):
         await connection.execute(insert_sql(table, columns), *values.values())
 
 
 async def insert_all(
-    connection: asyncpg.Connection,
+    connection: Session,
     table: str,
     resource: str,
     rows: Sequence[Mapping[str, Any]],
@@ -120,7 +119,7 @@ async def insert_all(
 
 
 async def update_versioned(
-    connection: asyncpg.Connection,
+    connection: Session,
     table: str,
     resource: str,
     entity_id: Id,
@@ -150,7 +149,7 @@ async def update_versioned(
 
 
 async def update_plain(
-    connection: asyncpg.Connection,
+    connection: Session,
     table: str,
     resource: str,
     entity_id: Id,

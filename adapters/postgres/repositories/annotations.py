@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 
 from adapters.postgres.repositories._sql import insert, to_struct
+from adapters.postgres.session import Session
 from domain.annotations import Annotation, Measurement
 from domain.values import Id
 
@@ -14,7 +14,7 @@ _ANNOTATION_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(Annotatio
 
 
 class PostgresMeasurementRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, measurement: Measurement) -> None:
@@ -42,7 +42,7 @@ class PostgresMeasurementRepository:
 
 
 class PostgresAnnotationRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, annotation: Annotation) -> None:

@@ -8,6 +8,7 @@ import asyncpg
 import msgspec
 
 from adapters.postgres.repositories._sql import Where, insert, update_versioned
+from adapters.postgres.session import Session
 from domain.billing import Invoice, PriceListEntry
 from domain.ports.repositories import InvoiceFilter
 from domain.studies import Modality
@@ -44,7 +45,7 @@ def _invoice_from_row(row: asyncpg.Record) -> Invoice:
 
 
 class PostgresPriceListRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, entry: PriceListEntry) -> None:
@@ -87,7 +88,7 @@ class PostgresPriceListRepository:
 
 
 class PostgresInvoiceRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def next_sequence(self, centre_id: Id, year: int) -> int:

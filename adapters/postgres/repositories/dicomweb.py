@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from adapters.postgres.repositories._sql import Where, to_struct
 from adapters.postgres.repositories.studies import (
     _INSTANCE_COLUMN_LIST,
@@ -22,6 +20,7 @@ from adapters.postgres.repositories.studies import (
     _instance_from_row,
     _study_from_row,
 )
+from adapters.postgres.session import Session
 from domain.dicomweb.matching import fuzzy_word_pattern, like_pattern, query_words
 from domain.ports.dicomweb import (
     DicomQuery,
@@ -155,7 +154,7 @@ _INSTANCE_ORDER = 'ORDER BY series_id, instance_number NULLS LAST, sop_instance_
 
 
 class PostgresDicomQueryRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def _count(self, table: str, w: Where) -> int:

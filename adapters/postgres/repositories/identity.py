@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from adapters.postgres.repositories._sql import (
@@ -14,6 +13,7 @@ from adapters.postgres.repositories._sql import (
     update_plain,
     update_versioned,
 )
+from adapters.postgres.session import Session
 from domain.identity import ApiKey, Centre, User
 from domain.ports.repositories import CentreFilter, UserFilter
 from domain.values import Id, Page
@@ -24,7 +24,7 @@ _API_KEY_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(ApiKey))
 
 
 class PostgresCentreRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, centre: Centre) -> None:
@@ -64,7 +64,7 @@ def _user_where(where: UserFilter) -> Where:
 
 
 class PostgresUserRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, user: User) -> None:
@@ -111,7 +111,7 @@ def _api_key_values(key: ApiKey) -> dict[str, Any]:
 
 
 class PostgresApiKeyRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, key: ApiKey) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
 import msgspec
 
 from adapters.postgres.repositories._sql import Where, insert, to_struct, update_versioned
+from adapters.postgres.session import Session
 from domain.analysis import AnalysisResult
 from domain.jobs import Job, JobStatus
 from domain.ports.repositories import JobFilter
@@ -17,7 +17,7 @@ _JOB_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(Job))
 
 
 class PostgresJobRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, job: Job) -> None:
@@ -73,7 +73,7 @@ _RESULT_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(AnalysisResul
 
 
 class PostgresAnalysisResultRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, result: AnalysisResult) -> None:

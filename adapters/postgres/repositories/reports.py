@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 
 from adapters.postgres.repositories._sql import Where, insert, to_struct, update_versioned
+from adapters.postgres.session import Session
 from domain.ports.repositories import ReportFilter
 from domain.reports import Report
 from domain.values import Id, Page
@@ -14,7 +14,7 @@ _REPORT_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(Report))
 
 
 class PostgresReportRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def _snapshot(self, report: Report) -> None:

@@ -15,6 +15,7 @@ from adapters.postgres.repositories._sql import (
     to_struct,
     update_versioned,
 )
+from adapters.postgres.session import Session
 from domain.ports.repositories import StudyFilter
 from domain.studies import Instance, Series, Study
 from domain.values import Id, Page
@@ -69,7 +70,7 @@ def _study_where(where: StudyFilter) -> Where:
 
 
 class PostgresStudyRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, study: Study) -> None:
@@ -123,7 +124,7 @@ _SERIES_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(Series))
 
 
 class PostgresSeriesRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, series: Series) -> None:
@@ -187,7 +188,7 @@ def _instance_from_row(row: asyncpg.Record) -> Instance:
 
 
 class PostgresInstanceRepository:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: Session) -> None:
         self._connection = connection
 
     async def add(self, instance: Instance) -> None:

@@ -22,18 +22,16 @@ from tests.benchmarks import (
     analysis,
     deidentify,
     foundation,
-    hounsfield_ingest,
+    ingest_comparison,
     jobs,
     live_progress,
-    orthanc,
 )
 from tests.benchmarks.dicomweb import benchmark as dicomweb_benchmark
 from tests.benchmarks.machine import describe
-from tests.benchmarks.results import HttpRuns, Table
+from tests.benchmarks.results import Table
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "docs" / "benchmarks.md"
-ORTHANC_REFERENCE = "about 76 instances/s (40 MB/s)"
 
 
 def _levels(text: str) -> list[int]:
@@ -58,7 +56,19 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         default=[16, 1],
         help="files per Hounsfield request, e.g. 16,1",
     )
+    parser.add_argument(
+        "--workers",
+        type=_levels,
+        default=sorted({1, ingest_comparison.cores()}),
+        help="API processes of the Hounsfield servers, e.g. 1,2 (default: 1 and the cores)",
+    )
     parser.add_argument("--repeat", type=int, default=2, help="runs per configuration")
+    parser.add_argument(
+        "--ingest-repeat",
+        type=int,
+        default=3,
+        help="interleaved rounds of the ingest comparison (it is the noisiest benchmark)",
+    )
     parser.add_argument(
         "--events", type=int, default=300, help="progress events timed to a websocket client"
     )
@@ -84,82 +94,29 @@ def _attempt(title: str, run: Callable[[Path], Table]) -> Table:
     return table
 
 
-def _comparison(
-    ours: list[HttpRuns], theirs: list[HttpRuns], levels: list[int], batch_sizes: list[int]
-) -> Table:
-    table = Table(
-        title="Hounsfield against Orthanc",
-        headers=[
-            "parallel requests",
-            *(f"Hounsfield, {b} file{'s' * (b != 1)}/request (instances/s)" for b in batch_sizes),
-            "Orthanc, 1 file/request (instances/s)",
-            "Hounsfield best / Orthanc",
-        ],
-        notes=[
-            "The issue's target: at least Orthanc's rate on the same machine and data (it was"
-            f" measured at {ORTHANC_REFERENCE} when the issue was written). Median runs from"
-            " the tables above."
-        ],
-    )
-    if not ours or not theirs:
-        table.remarks.append("No comparison: one of the two benchmarks did not run.")
-        return table
-    mine = {(r.files_per_request, r.concurrency): r.instances_per_s for r in ours}
-    other = {r.concurrency: r.instances_per_s for r in theirs}
-    for level in levels:
-        best = max(mine.get((b, level), 0.0) for b in batch_sizes)
-        reference = other.get(level, 0.0)
-        table.rows.append(
-            [
-                str(level),
-                *(f"{mine.get((b, level), 0.0):.1f}" for b in batch_sizes),
-                f"{reference:.1f}",
-                f"{best / reference:.2f}x" if reference else "-",
-            ]
-        )
-    best_ours = max(mine.values(), default=0.0)
-    best_theirs = max(other.values(), default=0.0)
-    verdict = "met" if best_ours >= best_theirs else "not met"
-    table.remarks.append(
-        f"Best of each: Hounsfield {best_ours:.1f} instances/s, Orthanc {best_theirs:.1f}"
-        f" instances/s: the target is **{verdict}** on this machine."
-    )
-    return table
-
-
 def main(argv: list[str]) -> int:
     args = _arguments(argv)
     machine = describe(REPO)
     command = " ".join(["python -m tests.benchmarks", *argv])
-    ours: list[HttpRuns] = []
-    theirs: list[HttpRuns] = []
+
+    ingest_tables: list[Table] = []
 
     def run_ingest(workdir: Path) -> Table:
-        table, runs = hounsfield_ingest.benchmark(
+        comparison = ingest_comparison.benchmark(
             workdir,
             slices=args.slices,
             levels=args.levels,
             batch_sizes=args.batch_sizes,
-            repeat=args.repeat,
+            workers=args.workers,
+            repeat=args.ingest_repeat,
+            with_orthanc=not args.no_orthanc,
         )
-        ours.extend(runs)
-        return table
+        first, *rest = comparison.tables
+        ingest_tables.extend(rest)
+        return first
 
-    def run_orthanc(workdir: Path) -> Table:
-        table, runs = orthanc.benchmark(
-            workdir, slices=args.slices, levels=args.levels, repeat=args.repeat
-        )
-        theirs.extend(runs)
-        return table
-
-    tables = [_attempt("Ingest over HTTP into hounsfield serve", run_ingest)]
-    if args.no_orthanc:
-        skipped = Table(title="Orthanc, same machine and data", headers=[])
-        skipped.remarks.append("Skipped (`--no-orthanc`).")
-        tables.append(skipped)
-    else:
-        tables.append(_attempt("Orthanc, same machine and data", run_orthanc))
-    tables.append(_comparison(ours, theirs, args.levels, args.batch_sizes))
+    tables = [_attempt("Ingest over HTTP, Hounsfield and Orthanc", run_ingest)]
+    tables.extend(ingest_tables)
     tables.append(_attempt("Blob store", lambda w: foundation.blob_store(w, slices=args.slices)))
     tables.append(_attempt("Repository", lambda w: foundation.repositories(w, slices=args.slices)))
     tables.append(

@@ -11,7 +11,6 @@ import asyncio
 import re
 import shutil
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -26,7 +25,7 @@ from tests.benchmarks.processes import (
     hounsfield_command,
     start,
 )
-from tests.benchmarks.results import HTTP_HEADERS, HttpRuns, Table
+from tests.benchmarks.results import HttpRuns
 
 UNLIMITED_UPLOADS_PER_MINUTE = "1000000"
 
@@ -114,45 +113,3 @@ def upload(workdir: Path, url: str, key: str, runs: HttpRuns, *, slices: int) ->
         runs.problems.append(f"{problem.name}: {problem.reason} ({problem.status})")
     if summary.aborted:
         runs.problems.append(summary.aborted)
-
-
-def benchmark(
-    workdir: Path,
-    *,
-    slices: int,
-    levels: Sequence[int],
-    batch_sizes: Sequence[int],
-    repeat: int,
-) -> tuple[Table, list[HttpRuns]]:
-    table = Table(
-        title=f"Ingest over HTTP: {slices}-slice 512x512 CT into `hounsfield serve`",
-        headers=HTTP_HEADERS,
-        notes=[
-            "`hounsfield serve` on the embedded default (embedded PostgreSQL, filesystem blobs,"
-            " fsync on every file) in a fresh data dir, one server process; the client is"
-            " `hounsfield ingest`'s (`entrypoints.ingest`), in the benchmark process on the same"
-            " machine. Each run uploads a freshly generated series (new UIDs, same pixels:"
-            f" {slices} slices of 512x512 int16, explicit VR little endian) after a warm-up"
-            f" upload of 10 slices; each configuration runs {repeat} times and the median time"
-            " is reported (the range is the slowest and the fastest run). Seconds are"
-            " wall-clock from the first request to the last answer; the header scan that groups"
-            " files by study is not included. The upload rate limit is raised for the run"
-            f" (`HOUNSFIELD_RATE_LIMIT_UPLOADS_PER_MINUTE={UNLIMITED_UPLOADS_PER_MINUTE}`).",
-        ],
-    )
-    results = [
-        HttpRuns(files_per_request=batch, concurrency=concurrency)
-        for batch in batch_sizes
-        for concurrency in levels
-    ]
-    server, url, key = serve(workdir)
-    try:
-        warm_up = HttpRuns(files_per_request=max(batch_sizes), concurrency=max(levels))
-        upload(workdir, url, key, warm_up, slices=10)
-        for _ in range(repeat):
-            for runs in results:
-                upload(workdir, url, key, runs, slices=slices)
-    finally:
-        server.stop()
-    table.rows = [runs.row() for runs in results]
-    return table, results

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 
 from tests.benchmarks.data import write_series
-from tests.benchmarks.processes import BenchmarkError, Process, free_port, start
-from tests.benchmarks.results import HTTP_HEADERS, HttpRuns, Table
+from tests.benchmarks.processes import Process, free_port, start
+from tests.benchmarks.results import HttpRuns
 
 INSTALL = "apt-get install -y orthanc orthanc-dicomweb"
 
@@ -105,45 +105,3 @@ def upload(workdir: Path, url: str, runs: HttpRuns, *, slices: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     runs.add(files=written.files, size_bytes=written.size_bytes, seconds=seconds, stored=stored)
     runs.problems += problems[:1]
-
-
-def benchmark(
-    workdir: Path, *, slices: int, levels: Sequence[int], repeat: int
-) -> tuple[Table, list[HttpRuns]]:
-    table = Table(
-        title=f"Orthanc, same machine and data: {slices}-slice 512x512 CT",
-        headers=HTTP_HEADERS,
-    )
-    binary = orthanc_binary()
-    if binary is None:
-        table.remarks.append(
-            f"Orthanc is not installed here, so there is no comparison (`{INSTALL}`)."
-        )
-        return table, []
-    version = orthanc_version(binary)
-    table.notes.append(
-        f"{version} from the Debian package, default SQLite index, no compression, no plugins,"
-        " storage and index in a fresh temporary directory; the DICOM port is off. The client"
-        " is an httpx AsyncClient in the benchmark process, one file per `POST /instances`"
-        " (Orthanc's REST API stores one instance per request), after a warm-up upload of 10"
-        f" slices; each run sends a freshly generated series, each configuration {repeat} times"
-        " (median time reported)."
-    )
-    results = [HttpRuns(files_per_request=1, concurrency=c) for c in levels]
-    process, url = run_orthanc(binary, workdir)
-    try:
-        upload(workdir, url, HttpRuns(files_per_request=1, concurrency=max(levels)), slices=10)
-        for _ in range(repeat):
-            for runs in results:
-                upload(workdir, url, runs, slices=slices)
-        statistics = httpx.get(f"{url}/statistics", timeout=30.0).json()
-        table.remarks.append(
-            f"Orthanc's own count afterwards: {statistics.get('CountInstances')} instances"
-            f" (warm-up included), {statistics.get('TotalDiskSizeMB')} MB on disk."
-        )
-    finally:
-        process.stop()
-    if process.process.returncode not in (0, None, -15):
-        raise BenchmarkError(f"Orthanc stopped with {process.process.returncode}: {process.tail()}")
-    table.rows = [runs.row() for runs in results]
-    return table, results

@@ -54,6 +54,8 @@ class HttpRuns:
 
     files_per_request: int
     concurrency: int
+    processes: int = 1
+    """Server processes (Hounsfield's ``serve --workers``)."""
     files: int = 0
     size_bytes: int = 0
     seconds: list[float] = field(default_factory=list)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Response, post
+from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
 from domain.deidentification import DeidentificationReport
@@ -22,14 +21,16 @@ from domain.services.export import ExportImages
 from domain.studies import Window
 from entrypoints.archives import zip_bytes, zip_stream
 from entrypoints.bootstrap import Container
+from entrypoints.http.forms import form_operation, read_form
 from entrypoints.http.interop.schemas import (
+    AnonymizeBatchFields,
     AnonymizeBatchForm,
     AnonymizeRequest,
     ExportRequest,
     options_of,
 )
 from entrypoints.http.studies.controllers import DEPENDENCIES
-from entrypoints.http.studies.files import close_uploads, display_name
+from entrypoints.http.studies.files import display_name
 
 ZIP = "application/zip"
 REPORT_NAME = "deidentification-report.json"
@@ -98,21 +99,23 @@ class InteropController(Controller):
         "as a ZIP; nothing is stored",
         status_code=200,
         media_type=ZIP,
+        operation_class=form_operation(AnonymizeBatchForm),
     )
     async def anonymize_batch(
         self,
         container: NamedDependency[Container],
         principal: NamedDependency[Principal],
-        data: Annotated[AnonymizeBatchForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        request: Request[Any, Any, Any],
     ) -> Response[bytes]:
-        try:
-            options = options_of(data.dates, data.date_shift_days, data.retain_uids)
-            files = [
-                NamedFile(display_name(upload.filename, n), await upload.read())
-                for n, upload in enumerate(data.files, start=1)
-            ]
-        finally:
-            await close_uploads(data.files)
+        form = await read_form(
+            request.content_type, request.stream(), max_parts=request.app.multipart_form_part_limit
+        )
+        data = form.fields_as(AnonymizeBatchFields)
+        options = options_of(data.dates, data.date_shift_days, data.retain_uids)
+        files = [
+            NamedFile(display_name(upload.file_name, n), upload.data)
+            for n, upload in enumerate(form.files_in("files"), start=1)
+        ]
         result = await container.services.deidentification.files(principal, files, options)
         return await _deidentified_zip(result, "deidentified.zip")
 

@@ -13,10 +13,16 @@ from entrypoints.http.analysis.schemas import Box, MetricsRead, PatientBoxRead, 
 
 
 @dataclass
-class MeasureForm:
-    """``multipart/form-data``: the study and one DICOM SEG or RT Structure Set as ``file``."""
-
+class MeasureFields:
     study_id: UUID | None = None
+
+
+@dataclass
+class MeasureForm(MeasureFields):
+    """``multipart/form-data``: the study and one DICOM SEG or RT Structure Set as ``file``.
+
+    It documents the form in OpenAPI; the route reads it with ``entrypoints.http.forms``."""
+
     file: UploadFile | None = None
 
 

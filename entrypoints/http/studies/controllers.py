@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Response, delete, get, post
-from litestar.datastructures import UploadFile
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
 
 from domain.errors import InvalidInput
@@ -29,12 +27,12 @@ from domain.studies import Instance, StudyStatus, Urgency
 from domain.values import MAX_PAGE_SIZE, Page
 from entrypoints.bootstrap import Container
 from entrypoints.http.dependencies import provide_container
+from entrypoints.http.forms import FormFile, bad_form, form_operation, read_form
 from entrypoints.http.identity.schemas import read_as
 from entrypoints.http.jobs.starting import analysis_model, start_analysis
 from entrypoints.http.security import provide_principal
 from entrypoints.http.studies.deidentify_at_ingest import ingest_preparer, refuse_patient_fields
 from entrypoints.http.studies.files import (
-    close_uploads,
     read_uploads,
 )
 from entrypoints.http.studies.schemas import (
@@ -43,6 +41,7 @@ from entrypoints.http.studies.schemas import (
     IngestRead,
     InstanceRead,
     SeriesRead,
+    SingleUploadFields,
     SingleUploadForm,
     StudyFieldsForm,
     StudyRead,
@@ -113,7 +112,7 @@ def instance_read(instance: Instance, position: int) -> InstanceRead:
 
 
 async def ingest_files(
-    container: Container, principal: Principal, form: StudyFieldsForm, uploads: list[UploadFile]
+    container: Container, principal: Principal, form: StudyFieldsForm, uploads: list[FormFile]
 ) -> IngestResult:
     """Check who uploads where before reading anything, read every file, ingest them all."""
     ingest = container.services.ingest
@@ -137,21 +136,22 @@ class StudyController(Controller):
         operation_id="uploadStudies",
         summary="Upload DICOM, NIfTI, PNG or JPEG files into studies (all or nothing)",
         status_code=201,
+        operation_class=form_operation(StudyUploadForm),
     )
     async def upload(
         self,
         container: NamedDependency[Container],
         principal: NamedDependency[Principal],
-        data: Annotated[StudyUploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        request: Request[Any, Any, Any],
     ) -> IngestRead:
-        uploads = [*data.files, *data.file]
-        try:
-            if not uploads:
-                raise InvalidInput("the upload has no files; send one or more as 'files'")
-            result = await ingest_files(container, principal, data, uploads)
-        finally:
-            await close_uploads(uploads)
-        return ingest_read(result)
+        form = await read_form(
+            request.content_type, request.stream(), max_parts=request.app.multipart_form_part_limit
+        )
+        uploads = form.files_in("files", "file")
+        if not uploads:
+            raise InvalidInput("the upload has no files; send one or more as 'files'")
+        fields = form.fields_as(StudyFieldsForm)
+        return ingest_read(await ingest_files(container, principal, fields, uploads))
 
     @get("/", operation_id="listStudies", summary="Studies the caller may see, most urgent first")
     async def list_studies(
@@ -294,21 +294,25 @@ class UploadController(Controller):
         operation_id="uploadImage",
         summary="Upload one file; answers the study, the image and the analysis job",
         status_code=201,
+        operation_class=form_operation(SingleUploadForm),
     )
     async def upload(
         self,
         container: NamedDependency[Container],
         principal: NamedDependency[Principal],
-        data: Annotated[SingleUploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        request: Request[Any, Any, Any],
     ) -> UploadRead:
-        uploads = [data.file] if data.file is not None else []
-        try:
-            if not uploads:
-                raise InvalidInput("the upload has no file; send it as 'file'")
-            if data.model_id is not None and not 1 <= len(data.model_id) <= 200:
-                raise InvalidInput("model_id must have 1 to 200 characters")
-            model_id = analysis_model(container, principal, data.model_id)
-            result = await ingest_files(container, principal, data, uploads)
-        finally:
-            await close_uploads(uploads)
+        form = await read_form(
+            request.content_type, request.stream(), max_parts=request.app.multipart_form_part_limit
+        )
+        uploads = form.files_in("file")
+        if not uploads:
+            raise InvalidInput("the upload has no file; send it as 'file'")
+        if len(uploads) > 1:
+            raise bad_form("this route takes one file; send several to POST /studies")
+        data = form.fields_as(SingleUploadFields)
+        if data.model_id is not None and not 1 <= len(data.model_id) <= 200:
+            raise InvalidInput("model_id must have 1 to 200 characters")
+        model_id = analysis_model(container, principal, data.model_id)
+        result = await ingest_files(container, principal, data, uploads)
         return upload_read(result, await start_analysis(container, principal, result, model_id))

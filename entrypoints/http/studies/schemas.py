@@ -41,18 +41,28 @@ class StudyFieldsForm:
 
 @dataclass
 class StudyUploadForm(StudyFieldsForm):
-    """``multipart/form-data``: one or more files (``files``, or ``file``) and study fields."""
+    """``multipart/form-data``: one or more files (``files``, or ``file``) and study fields.
+
+    It documents the form in OpenAPI; the route reads it with ``entrypoints.http.forms``."""
 
     files: list[UploadFile] = field(default_factory=list)
     file: list[UploadFile] = field(default_factory=list)
 
 
 @dataclass
-class SingleUploadForm(StudyFieldsForm):
-    """``multipart/form-data``: one ``file`` and, optionally, the model to analyse it with."""
+class SingleUploadFields(StudyFieldsForm):
+    """The text fields of a single-file upload: the study fields and the model."""
+
+    model_id: str | None = None
+
+
+@dataclass
+class SingleUploadForm(SingleUploadFields):
+    """``multipart/form-data``: one ``file`` and, optionally, the model to analyse it with.
+
+    It documents the form in OpenAPI; the route reads it with ``entrypoints.http.forms``."""
 
     file: UploadFile | None = None
-    model_id: str | None = None
 
 
 class FromStorageCreate(msgspec.Struct, frozen=True, kw_only=True):

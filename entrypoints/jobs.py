@@ -4,6 +4,7 @@ With ``HOUNSFIELD_BROKER_URL`` set, job ids go to Dramatiq (Redis or RabbitMQ) a
 ``hounsfield worker`` processes run them; without it, an in-process queue runs them on
 asyncio tasks inside ``hounsfield serve``. Either way the database decides what runs (see
 ``domain.services.job_runner``), and :func:`sweeping` queues again what was lost.
+:func:`staging_sweeping` deletes staged uploads nobody ingested, in each API process.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from uuid import UUID
 
 import structlog
 
 from adapters.queue import DramatiqTaskQueue, InProcessTaskQueue, broker_from_url
+from domain.ports.blobs import BlobStore
 from domain.ports.messaging import TaskQueue
+from domain.ports.services import Clock
 from domain.services.job_runner import JobRunner, JobRunnerSettings
+from domain.services.staging import sweep_staging
 from entrypoints.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -119,3 +124,39 @@ async def _sweep(runner: JobRunner, requeue_queued_after_s: float | None) -> Non
         return
     if sent:
         log.info("job recovery sweep queued jobs again", count=sent)
+
+
+@contextlib.asynccontextmanager
+async def staging_sweeping(
+    blobs: BlobStore, clock: Clock, *, older_than_s: float, interval_s: float
+) -> AsyncIterator[None]:
+    """Delete staged uploads older than ``older_than_s`` now and every ``interval_s``
+    while the block runs, in the background (a slow listing never delays start-up).
+
+    Several API processes sweeping the same store at once is harmless: deleting a missing
+    object is not an error.
+    """
+
+    async def periodically() -> None:
+        while True:
+            await sweep_staging_once(blobs, clock.now(), older_than_s=older_than_s)
+            await asyncio.sleep(interval_s)
+
+    task = asyncio.create_task(periodically(), name="staging-sweep")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def sweep_staging_once(blobs: BlobStore, now: datetime, *, older_than_s: float) -> int:
+    """One staging sweep; a failure is logged (by type only) and counts as nothing deleted."""
+    try:
+        return await sweep_staging(blobs, now=now, older_than_s=older_than_s)
+    except Exception as err:  # the next sweep tries again; a sweep must never stop the process
+        # by type only: a store's message may name a staged key, whose file name may be a
+        # patient's name
+        log.error("staging sweep failed", error=type(err).__name__)
+        return 0

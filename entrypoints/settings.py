@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from domain.services.staging import PRESIGN_TTL_S
+
 ENV_PREFIX = "HOUNSFIELD_"
 CONFIG_VARIABLE = "HOUNSFIELD_CONFIG"
 MAX_HTTP_WORKERS = 64
@@ -102,6 +104,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How often ``serve`` and each worker look for jobs to queue again."""
     job_requeue_after_s: float = 900.0
     """A queued job no worker took for this long is sent to the queue again."""
+    staging_ttl_s: float = 86400.0
+    """Staged uploads (presigned PUTs) not ingested after this long are deleted; swept
+    every ``job_sweep_interval_s`` by each API process."""
 
     def __repr__(self) -> str:
         shown = {name: getattr(self, name) for name in self.__struct_fields__}
@@ -222,6 +227,7 @@ _EXPECTED: dict[str, str] = {
     "job_retry_backoff_max_s": "a number of seconds >= 0",
     "job_sweep_interval_s": "a positive number of seconds",
     "job_requeue_after_s": "a number of seconds greater than job_retry_backoff_max_s",
+    "staging_ttl_s": f"a number of seconds greater than {PRESIGN_TTL_S} (the upload URLs' life)",
 }
 
 
@@ -312,6 +318,10 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
             raise fail(name)
     if not settings.job_requeue_after_s > settings.job_retry_backoff_max_s:
         raise fail("job_requeue_after_s")
+    # a client has the URL's whole life to upload; it gets at least as long again to ask
+    # for the ingest before its staged file may be swept
+    if not (math.isfinite(settings.staging_ttl_s) and settings.staging_ttl_s > PRESIGN_TTL_S):
+        raise fail("staging_ttl_s")
     if settings.db_pool_max_size < max(settings.db_pool_min_size, 1):
         raise fail("db_pool_max_size")
     if settings.secret_key is not None and len(settings.secret_key) < 32:

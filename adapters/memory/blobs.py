@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 from domain.errors import InvalidInput, Unavailable
-from domain.ports.blobs import BlobInfo, BlobNotFound, BlobWrite, validate_blob_key
+from domain.ports.blobs import (
+    BlobEntry,
+    BlobInfo,
+    BlobNotFound,
+    BlobWrite,
+    validate_blob_key,
+    validate_blob_prefix,
+)
+from domain.ports.services import Clock
 
 
 class MemoryBlobStore:
     """Keeps every object in a dict; a put becomes visible only once it is complete.
 
     It has no presigned URLs: ``supports_presigned_urls`` is False and the presign methods
-    raise ``Unavailable``.
+    raise ``Unavailable``. A put records its time from ``clock`` (the system time when
+    none is given), which :meth:`list_prefix` reports as ``modified_at``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock | None = None) -> None:
         self._objects: dict[str, tuple[bytes, str | None]] = {}
+        self._modified: dict[str, datetime] = {}
+        self._clock = clock
 
     @property
     def supports_presigned_urls(self) -> bool:
@@ -31,6 +43,7 @@ class MemoryBlobStore:
         else:
             body = b"".join([bytes(chunk) async for chunk in data])
         self._objects[key] = (body, content_type)
+        self._modified[key] = self._clock.now() if self._clock else datetime.now(UTC)
         return BlobInfo(key=key, size_bytes=len(body), content_type=content_type)
 
     async def put_many(self, writes: Sequence[BlobWrite]) -> list[BlobInfo]:
@@ -72,6 +85,19 @@ class MemoryBlobStore:
     async def delete(self, key: str) -> None:
         validate_blob_key(key)
         self._objects.pop(key, None)
+        self._modified.pop(key, None)
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        """A snapshot taken at the first iteration, so the caller may delete as it goes."""
+        prefix = validate_blob_prefix(prefix)
+        start = f"{prefix}/" if prefix else ""
+        found = [
+            BlobEntry(key=key, size_bytes=len(body), modified_at=self._modified[key])
+            for key, (body, _) in self._objects.items()
+            if key.startswith(start)
+        ]
+        for entry in found:
+            yield entry
 
     async def presign_put(
         self, key: str, *, expires_in_s: int, content_type: str | None = None

@@ -8,6 +8,7 @@ import errno
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 from typing import BinaryIO, TypeVar
@@ -16,7 +17,14 @@ import structlog
 
 from adapters.storage.presigning import UrlSigner, presigning_not_configured
 from domain.errors import Conflict, InvalidInput, Unavailable
-from domain.ports.blobs import BlobInfo, BlobNotFound, BlobWrite, validate_blob_key
+from domain.ports.blobs import (
+    BlobEntry,
+    BlobInfo,
+    BlobNotFound,
+    BlobWrite,
+    validate_blob_key,
+    validate_blob_prefix,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -187,6 +195,18 @@ class FilesystemBlobStore:
     async def delete(self, key: str) -> None:
         validate_blob_key(key)
         await self._run("delete", key, self._delete, key)
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        """The files under the prefix's directory, walked in one worker-thread hop.
+
+        Hidden names (temp files of puts in progress, content-type sidecars) are never
+        keys and are skipped, as are symlinks and anything else that is not a regular file.
+        ``modified_at`` is the file's mtime: when its last bytes were written.
+        """
+        prefix = validate_blob_prefix(prefix)
+        entries = await self._run("list", prefix or "/", self._list, prefix)
+        for entry in entries:
+            yield entry
 
     async def presign_put(
         self, key: str, *, expires_in_s: int, content_type: str | None = None
@@ -394,6 +414,31 @@ class FilesystemBlobStore:
             with contextlib.suppress(OSError):
                 os.unlink(name)
             raise
+
+    def _list(self, prefix: str) -> list[BlobEntry]:
+        top = self.path_for(prefix) if prefix else self._root
+        found: list[BlobEntry] = []
+        # a prefix that names a file, or nothing, has nothing under it: os.walk yields
+        # nothing for a top that is not a directory, and never follows symlinked ones
+        for directory, subdirectories, files in os.walk(top):
+            subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
+            relative = Path(directory).relative_to(top).parts
+            for name in files:
+                key = "/".join((*([prefix] if prefix else []), *relative, name))
+                try:
+                    validate_blob_key(key)  # hidden temp and sidecar files are not keys
+                    status = os.lstat(os.path.join(directory, name))
+                except (InvalidInput, FileNotFoundError):
+                    continue  # not a key (or deleted since the directory was read)
+                if S_ISREG(status.st_mode):
+                    found.append(
+                        BlobEntry(
+                            key=key,
+                            size_bytes=status.st_size,
+                            modified_at=datetime.fromtimestamp(status.st_mtime, UTC),
+                        )
+                    )
+        return found
 
     def _head(self, key: str) -> BlobInfo | None:
         path = self.path_for(key)

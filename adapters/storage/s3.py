@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import obstore
@@ -14,7 +14,14 @@ from obstore.store import S3Store
 
 from adapters.storage.presigning import check_expires_in
 from domain.errors import InvalidInput, Unavailable
-from domain.ports.blobs import BlobInfo, BlobNotFound, BlobWrite, validate_blob_key
+from domain.ports.blobs import (
+    BlobEntry,
+    BlobInfo,
+    BlobNotFound,
+    BlobWrite,
+    validate_blob_key,
+    validate_blob_prefix,
+)
 
 if TYPE_CHECKING:
     from obstore import Attributes
@@ -22,6 +29,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _MULTIPART_CHUNK_BYTES = 5 * 1024 * 1024
+_LIST_PAGE = 1000
+"""Objects per page of a listing: S3's own maximum for one LIST request."""
 _PARALLEL_PUTS = 8
 """Puts of one ``put_many`` in flight at once: enough to hide round trips, few enough not
 to flood the store's connection pool."""
@@ -213,6 +222,28 @@ class S3BlobStore:
             return
         except _FAILURES as err:
             self._fail("delete", key, err)
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        """LIST requests page by page; obstore matches the prefix by whole path segments,
+        so ``staging`` does not match ``staging2/``."""
+        prefix = validate_blob_prefix(prefix)
+        pages = obstore.list(self._store, prefix or None, chunk_size=_LIST_PAGE)
+        while True:
+            try:
+                page = await pages.__anext__()
+            except StopAsyncIteration:
+                return
+            except _FAILURES as err:
+                self._fail("list", f"{prefix}/", err)
+            for meta in page:
+                modified_at = meta["last_modified"]
+                if modified_at.tzinfo is None:
+                    modified_at = modified_at.replace(tzinfo=UTC)
+                yield BlobEntry(
+                    key=meta["path"],
+                    size_bytes=meta["size"],
+                    modified_at=modified_at.astimezone(UTC),
+                )
 
     async def presign_put(
         self, key: str, *, expires_in_s: int, content_type: str | None = None

@@ -26,7 +26,14 @@ from domain.audit import AuditEvent, AuditQuery
 from domain.errors import NotFound
 from domain.identity import SYSTEM_PRINCIPAL, Principal, PrincipalKind, Role
 from domain.metrics import compute_tumor_metrics
-from domain.ports.blobs import BlobInfo, BlobNotFound, BlobWrite, validate_blob_key
+from domain.ports.blobs import (
+    BlobEntry,
+    BlobInfo,
+    BlobNotFound,
+    BlobWrite,
+    validate_blob_key,
+    validate_blob_prefix,
+)
 from domain.ports.repositories import StudyFilter
 from domain.services.auditing import Auditor
 from domain.services.centres import CentreService, CreateCentre
@@ -46,6 +53,7 @@ class ArchiveObjectStore:
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str | None]] = {}
+        self.modified: dict[str, datetime] = {}
 
     async def put(
         self, key: str, data: bytes | AsyncIterable[bytes], *, content_type: str | None = None
@@ -53,6 +61,7 @@ class ArchiveObjectStore:
         if not isinstance(data, bytes):
             data = b"".join([chunk async for chunk in data])
         self.objects[validate_blob_key(key)] = (data, content_type)
+        self.modified[key] = datetime.now(UTC)
         return BlobInfo(key=key, size_bytes=len(data), content_type=content_type)
 
     async def put_many(self, writes: Sequence[BlobWrite]) -> list[BlobInfo]:
@@ -84,6 +93,17 @@ class ArchiveObjectStore:
 
     async def delete(self, key: str) -> None:
         self.objects.pop(key, None)
+        self.modified.pop(key, None)
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        start = f"{validate_blob_prefix(prefix)}/" if prefix else ""
+        snapshot = [  # taken first, so that the caller may delete as it goes
+            BlobEntry(key=key, size_bytes=len(data), modified_at=self.modified[key])
+            for key, (data, _) in self.objects.items()
+            if key.startswith(start)
+        ]
+        for entry in snapshot:
+            yield entry
 
     async def presign_put(
         self, key: str, *, expires_in_s: int, content_type: str | None = None

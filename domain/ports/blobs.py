@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import datetime
 from typing import Protocol
 
 import msgspec
@@ -29,6 +30,12 @@ def validate_blob_key(key: str) -> str:
     return key
 
 
+def validate_blob_prefix(prefix: str) -> str:
+    """``prefix`` without its trailing ``/`` when it is ``""`` or a valid key path, else
+    raise ``InvalidInput`` (what :meth:`BlobStore.list_prefix` accepts)."""
+    return validate_blob_key(prefix.removesuffix("/")) if prefix else ""
+
+
 class BlobNotFound(DomainError):
     code = "blob-not-found"
 
@@ -41,6 +48,15 @@ class BlobInfo(msgspec.Struct, frozen=True, kw_only=True):
     key: str
     size_bytes: int
     content_type: str | None = None
+
+
+class BlobEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One object found by :meth:`BlobStore.list_prefix`."""
+
+    key: str
+    size_bytes: int
+    modified_at: datetime
+    """When the object was last written, timezone-aware UTC (the store's own clock)."""
 
 
 class BlobWrite(msgspec.Struct, frozen=True):
@@ -87,6 +103,14 @@ class BlobStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""
+
+    def list_prefix(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        """Every object whose key lies under ``prefix``, in no particular order.
+
+        ``prefix`` is a key path (``staging`` or ``staging/``): ``staging/a/b`` is under it,
+        ``staging2/a`` and ``staging`` itself are not. An empty prefix lists every object.
+        Objects put or deleted while the listing runs may or may not appear.
+        """
 
     async def presign_put(
         self, key: str, *, expires_in_s: int, content_type: str | None = None

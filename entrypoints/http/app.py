@@ -29,7 +29,7 @@ from entrypoints.http.observability import HttpMetrics, RequestContextMiddleware
 from entrypoints.http.openapi import openapi_document
 from entrypoints.http.problems import exception_handlers, problem_details_plugin
 from entrypoints.http.websockets import WEBSOCKET_HANDLERS
-from entrypoints.jobs import sweeping
+from entrypoints.jobs import staging_sweeping, sweeping
 from entrypoints.logging import configure_logging
 from entrypoints.settings import Settings
 
@@ -51,9 +51,9 @@ def create_app(
 def create_app_from_env() -> Litestar:
     """An application that loads settings now and bootstraps when the server starts.
 
-    It is a whole API process: besides the container, it runs the job recovery sweep (and,
-    without a broker, the in-process job threads), as ``hounsfield serve`` does; each of
-    ``serve --workers N``'s processes is one of these.
+    It is a whole API process: besides the container, it runs the job recovery sweep, the
+    sweep of abandoned staged uploads (and, without a broker, the in-process job threads),
+    as ``hounsfield serve`` does; each of ``serve --workers N``'s processes is one of these.
     """
     settings = Settings.from_env()
     configure_logging(level=settings.log_level, log_format=settings.effective_log_format)
@@ -63,10 +63,18 @@ def create_app_from_env() -> Litestar:
         container = await bootstrap(settings)
         app.state[CONTAINER_STATE_KEY] = container
         try:
-            async with sweeping(
-                container.job_queue.runner,
-                interval_s=settings.job_sweep_interval_s,
-                requeue_queued_at_start=container.job_queue.in_process is not None,
+            async with (
+                sweeping(
+                    container.job_queue.runner,
+                    interval_s=settings.job_sweep_interval_s,
+                    requeue_queued_at_start=container.job_queue.in_process is not None,
+                ),
+                staging_sweeping(
+                    container.blob_store,
+                    container.clock,
+                    older_than_s=settings.staging_ttl_s,
+                    interval_s=settings.job_sweep_interval_s,
+                ),
             ):
                 yield
         finally:

@@ -7,7 +7,9 @@ expired, tampered and reused URLs are refused. On S3 the URL is S3's own (moto h
 
 from __future__ import annotations
 
+import os
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -17,9 +19,11 @@ import pytest
 
 from adapters.memory.clock import ManualClock
 from adapters.security import Argon2PasswordHasher
+from adapters.storage import FilesystemBlobStore
 from adapters.storage.s3 import S3BlobStore
 from entrypoints.bootstrap import bootstrap
 from entrypoints.http import create_app
+from entrypoints.jobs import sweep_staging_once
 from tests.api.conftest import Served, ServedFactory, settings_for
 from tests.api.identity_fixtures import World, assert_problem, seed_world
 from tests.api.studies_helpers import stored_keys, study_count
@@ -207,6 +211,31 @@ async def test_a_put_over_the_size_limit_is_refused_with_413_and_nothing_is_kept
 
     assert_problem(response, 413)
     assert stored_keys(world.served.container) == []
+
+
+async def test_a_staged_file_nobody_ingests_is_swept_and_a_fresh_one_is_kept(
+    make_served: ServedFactory,
+) -> None:
+    world = await seed_world(await make_served(staging_ttl_s="3600"))
+    container = world.served.container
+    abandoned = await presign(world)
+    fresh = await presign(world, file_name="fresh.dcm")
+    assert (await put(world, abandoned["url"])).status_code == 200
+    assert (await put(world, fresh["url"])).status_code == 200
+    # the filesystem store dates an object by its file's mtime: age the abandoned one
+    store = container.blob_store
+    assert isinstance(store, FilesystemBlobStore)
+    two_hours_ago = (container.clock.now() - timedelta(hours=2)).timestamp()
+    os.utime(store.path_for(abandoned["key"]), (two_hours_ago, two_hours_ago))
+
+    deleted = await sweep_staging_once(
+        store, container.clock.now(), older_than_s=container.settings.staging_ttl_s
+    )
+
+    assert deleted == 1
+    assert [key for key in stored_keys(container) if key.startswith("staging/")] == [fresh["key"]]
+    assert_problem(await from_storage(world, abandoned["key"]), 404)
+    assert (await from_storage(world, fresh["key"])).status_code == 201
 
 
 async def serve_on_s3(stack: AsyncExitStack, data_dir: Path, store: S3BlobStore) -> Served:

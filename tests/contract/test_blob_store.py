@@ -8,6 +8,7 @@ import hashlib
 import os
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,7 +24,7 @@ from adapters.storage import (
     blob_store_from_url,
 )
 from domain.errors import Conflict, InvalidInput, Unavailable
-from domain.ports.blobs import BlobInfo, BlobNotFound, BlobStore, BlobWrite
+from domain.ports.blobs import BlobEntry, BlobInfo, BlobNotFound, BlobStore, BlobWrite
 from tests.fixtures.s3 import S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY
 
 SIGNING_KEY = b"contract-test-signing-key-0123456789"
@@ -60,6 +61,11 @@ async def chunks_of(data: bytes, chunk_size: int) -> AsyncIterator[bytes]:
 
 async def collect(stream: AsyncIterator[bytes]) -> list[bytes]:
     return [chunk async for chunk in stream]
+
+
+async def listed(store: BlobStore, prefix: str) -> dict[str, int]:
+    """The keys under ``prefix`` with their sizes."""
+    return {entry.key: entry.size_bytes async for entry in store.list_prefix(prefix)}
 
 
 # -- the contract ---------------------------------------------------------------------------
@@ -302,6 +308,74 @@ async def test_presigned_url_lifetimes_out_of_range_are_rejected(
 
     with pytest.raises(InvalidInput, match="expires_in_s"):
         await store.presign_get("upload.dcm", expires_in_s=expires_in_s)
+
+
+async def test_listing_a_prefix_answers_exactly_the_objects_under_it_with_sizes(
+    store: BlobStore,
+) -> None:
+    await store.put("staging/c1/u1/scan.dcm", b"123")
+    await store.put("staging/c1/u2/other.dcm", chunks_of(b"12345", 2), content_type="x/y")
+    await store.put("staging/c2/u3/third.nii", b"")
+    await store.put("staging2/c1/u4/sibling.dcm", b"sibling")
+    await store.put("stagingfile.bin", b"not under staging/")
+    await store.put("centres/c1/staging/x.dcm", b"staging deeper down")
+
+    under_staging = {
+        "staging/c1/u1/scan.dcm": 3,
+        "staging/c1/u2/other.dcm": 5,
+        "staging/c2/u3/third.nii": 0,
+    }
+    assert await listed(store, "staging") == under_staging
+    assert await listed(store, "staging/") == under_staging
+    assert await listed(store, "staging/c1") == {
+        "staging/c1/u1/scan.dcm": 3,
+        "staging/c1/u2/other.dcm": 5,
+    }
+
+
+async def test_listing_a_prefix_with_nothing_under_it_answers_nothing(store: BlobStore) -> None:
+    assert await listed(store, "staging") == {}
+    await store.put("staging/c1/u1/scan.dcm", b"123")
+
+    assert await listed(store, "nothing") == {}
+    assert await listed(store, "staging/c2") == {}
+    assert await listed(store, "staging/c1/u1/scan.dcm") == {}  # an object is no prefix
+
+
+async def test_listing_the_empty_prefix_answers_every_object(store: BlobStore) -> None:
+    await store.put("top.bin", b"1")
+    await store.put("a/b/c.bin", b"22")
+
+    assert await listed(store, "") == {"top.bin": 1, "a/b/c.bin": 2}
+
+
+async def test_listed_objects_carry_a_recent_utc_modification_time(store: BlobStore) -> None:
+    # S3 keeps whole seconds and its clock is not ours: a few seconds of slack either way
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    await store.put("staging/c1/u1/scan.dcm", b"123")
+    after = datetime.now(UTC) + timedelta(seconds=5)
+
+    [entry] = [entry async for entry in store.list_prefix("staging")]
+
+    assert isinstance(entry, BlobEntry)
+    assert entry.modified_at.utcoffset() == timedelta(0)
+    assert before <= entry.modified_at <= after
+
+
+async def test_objects_may_be_deleted_while_they_are_listed(store: BlobStore) -> None:
+    for index in range(5):
+        await store.put(f"staging/c1/u{index}/scan.dcm", b"x")
+
+    async for entry in store.list_prefix("staging"):
+        await store.delete(entry.key)
+
+    assert await listed(store, "staging") == {}
+
+
+@pytest.mark.parametrize("prefix", ["../x", "/abs", "a//b", "a\\b", "/", ".hidden"])
+async def test_invalid_prefixes_are_rejected(store: BlobStore, prefix: str) -> None:
+    with pytest.raises(InvalidInput):
+        await anext(store.list_prefix(prefix))
 
 
 # -- S3: presigned URLs work with a plain HTTP client, failures are Unavailable -------------
@@ -581,6 +655,21 @@ async def test_filesystem_content_types_in_sidecars_stay_readable_and_are_replac
     await store.put("d/a.txt", body(b"typeless"))
     assert await store.head("d/a.txt") == BlobInfo(key="d/a.txt", size_bytes=8)
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["a.txt"]
+
+
+async def test_filesystem_listing_skips_temp_files_sidecars_and_symlinks(
+    tmp_path: Path,
+) -> None:
+    store = FilesystemBlobStore(tmp_path / "blobs", extended_attributes=False)
+    await store.put("staging/c1/u1/scan.dcm", b"123", content_type="application/dicom")
+    directory = store.path_for("staging/c1/u1/scan.dcm").parent
+    assert (directory / ".scan.dcm.content-type").is_file()
+    (directory / ".scan.dcm.abc123.tmp").write_bytes(b"a put in progress")
+    (directory / "link.dcm").symlink_to(directory / "scan.dcm")
+    (directory.parent / ".hidden-dir").mkdir()
+    (directory.parent / ".hidden-dir" / "x.dcm").write_bytes(b"not a key")
+
+    assert await listed(store, "staging") == {"staging/c1/u1/scan.dcm": 3}
 
 
 async def test_filesystem_refuses_a_symlink_that_leads_outside_the_root(

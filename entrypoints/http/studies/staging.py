@@ -10,7 +10,8 @@ object exists, or whose signature was claimed, is refused; the claims are the co
 and a failed PUT releases its claim so the URL may be retried). That route authenticates
 by its signature alone; the signature covers the key, so it can only write the staging key
 of the centre it was issued for. ``POST /studies/from-storage`` then ingests the object as an
-upload would and removes it.
+upload would and removes it. A staged object never ingested is deleted by the staging sweep
+(``domain.services.staging``) once ``HOUNSFIELD_STAGING_TTL_S`` has passed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from adapters.storage.presigning import UrlSigner
 from domain.errors import Conflict, NotFound, Unauthenticated
 from domain.identity import Principal
 from domain.ports.blobs import BlobStore
+from domain.services.staging import PRESIGN_TTL_S
 from domain.services.uploads import (
     IngestStudies,
     RejectedFile,
@@ -51,7 +53,6 @@ from entrypoints.http.studies.schemas import (
     UploadRead,
 )
 
-PRESIGN_TTL_S = 600
 UPLOADS_PATH = "/api/v1/uploads"
 SIGNING_PURPOSE = "blob-url-signing"
 """The same derived key the filesystem store signs with, so either can check the other's URLs."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -15,13 +16,14 @@ from domain.errors import Unavailable
 from domain.ports import EventBus
 
 _CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_COUNTERS_POOL_SIZE = 4
 
 
 def _encode_json(value: Any) -> str:
     return msgspec.json.encode(value).decode("utf-8")
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
+async def keep_session(connection: asyncpg.Connection) -> None:
     """What a released connection needs besides the rollback asyncpg always does: nothing.
 
     asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) is a round trip
@@ -75,6 +77,8 @@ class PostgresDatabase:
         self._pool = pool
         self._dsn = dsn
         self._event_bus = event_bus
+        self._counters: asyncpg.Pool | None = None
+        self._counters_lock = asyncio.Lock()
 
     @classmethod
     async def connect(
@@ -94,7 +98,7 @@ class PostgresDatabase:
                 max_size=max_size,
                 timeout=connect_timeout_s,
                 init=_init_connection,
-                reset=_keep_session,
+                reset=keep_session,
                 server_settings={"application_name": "hounsfield", "timezone": "UTC"},
             )
         except _CONNECT_ERRORS as err:
@@ -108,6 +112,28 @@ class PostgresDatabase:
     @property
     def event_bus(self) -> EventBus | None:
         return self._event_bus
+
+    async def counters_pool(self) -> asyncpg.Pool:
+        """A small pool whose statements commit without waiting for the WAL flush, for
+        counters a crash may lose (rate limits): one round trip a statement, where
+        ``SET LOCAL synchronous_commit`` needs a transaction around it (four)."""
+        async with self._counters_lock:
+            if self._counters is None:
+                try:
+                    self._counters = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=0,
+                        max_size=_COUNTERS_POOL_SIZE,
+                        reset=keep_session,
+                        server_settings={
+                            "application_name": "hounsfield-counters",
+                            "timezone": "UTC",
+                            "synchronous_commit": "off",
+                        },
+                    )
+                except _CONNECT_ERRORS as err:
+                    raise unavailable(self._dsn, err) from err
+            return self._counters
 
     def unit_of_work(self) -> PostgresUnitOfWork:
         """A fresh unit of work (this method is a ``UnitOfWorkFactory``)."""
@@ -123,6 +149,8 @@ class PostgresDatabase:
         return f"PostgreSQL {str(version).split()[0]}"
 
     async def close(self) -> None:
+        if self._counters is not None:
+            await self._counters.close()
         await self._pool.close()
 
 

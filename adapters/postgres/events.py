@@ -32,7 +32,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from adapters.postgres.database import PostgresDatabase, unavailable
+from adapters.postgres.database import PostgresDatabase, keep_session, unavailable
 from domain.errors import Unavailable
 from domain.events import AnyEvent, DomainEvent
 
@@ -216,6 +216,8 @@ class PostgresEventBus:
                         max_size=2,
                         timeout=self._connect_timeout_s,
                         server_settings={"application_name": "hounsfield-events"},
+                        # publishing sets no session state: nothing to reset on release
+                        reset=keep_session,
                     )
                 except _CONNECTION_ERRORS as err:
                     raise self._unavailable(err) from err
@@ -283,7 +285,7 @@ class PostgresEventBus:
             async def release(conn: asyncpg.Connection) -> None:
                 with contextlib.suppress(*_CONNECTION_ERRORS):
                     await conn.remove_listener(self._channel, self._on_notify)
-                # The pool resets (UNLISTEN *) or discards the connection.
+                # remove_listener UNLISTENs the channel, so the pool gets a clean connection.
                 await pool.release(conn)
 
         else:

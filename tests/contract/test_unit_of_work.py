@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.postgres.database import PostgresDatabase, PostgresHealthProbe
+from adapters.postgres.session import is_plain_select
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from domain.errors import Unavailable
 from domain.events import DomainEvent, JobQueued, StudyUploaded
@@ -179,6 +180,47 @@ async def test_a_unit_of_work_used_outside_its_block_says_so(postgres_database: 
     uow = postgres_database.unit_of_work()
     with pytest.raises(RuntimeError, match="async with"):
         await uow.commit()
+
+
+@pytest.mark.postgres
+async def test_reads_run_outside_a_transaction_until_the_first_write(
+    postgres_database: PostgresDatabase, make: Make
+):
+    centre = make.centre()
+    uow = postgres_database.unit_of_work()
+    async with uow:
+        connection = uow._active().connection
+        assert await uow.centres.get(centre.id) is None
+        assert not connection.is_in_transaction()  # no BEGIN/ROLLBACK for a read
+
+        await uow.centres.add(centre)
+        assert connection.is_in_transaction()
+        assert await uow.centres.get(centre.id) == centre  # reads its own write, inside
+        await uow.commit()
+        assert not connection.is_in_transaction()  # the next one begins with its write
+
+    async with postgres_database.unit_of_work() as uow:
+        assert await uow.centres.get(centre.id) == centre
+
+
+@pytest.mark.parametrize(
+    ("statement", "plain"),
+    [
+        ("SELECT id FROM studies WHERE id = $1", True),
+        ("  select count(*) FROM jobs", True),
+        ("SELECT updated_at, deleted FROM things", True),
+        ("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", False),
+        ("SELECT id FROM jobs FOR NO KEY UPDATE SKIP LOCKED", False),
+        ("SELECT pg_notify($1, $2)", False),
+        ("SELECT pg_advisory_xact_lock(1)", False),
+        ("SELECT nextval('invoice_numbers')", False),
+        ("WITH gone AS (DELETE FROM a RETURNING id) SELECT count(*) FROM gone", False),
+        ("INSERT INTO a VALUES ($1)", False),
+        ("UPDATE a SET b = 1", False),
+    ],
+)
+def test_only_plain_selects_run_outside_the_transaction(statement: str, plain: bool):
+    assert is_plain_select(statement) is plain
 
 
 @pytest.mark.postgres

@@ -39,7 +39,7 @@ from entrypoints.bootstrap import (
 )
 from entrypoints.folder_tools import FOLDER_COMMANDS
 from entrypoints.http import create_app
-from entrypoints.jobs import staging_sweeping, sweeping
+from entrypoints.jobs import api_process_sweeps
 from entrypoints.logging import configure_logging
 from entrypoints.settings import MAX_HTTP_WORKERS, Settings, SettingsError, redact_url
 from entrypoints.worker import run_workers
@@ -457,20 +457,7 @@ async def _serve(settings: Settings, listener: socket.socket, *, first_start: bo
                 timeout_graceful_shutdown=30,
             )
         )
-        runner = container.job_queue.runner
-        async with (
-            sweeping(
-                runner,
-                interval_s=settings.job_sweep_interval_s,
-                requeue_queued_at_start=container.job_queue.in_process is not None,
-            ),
-            staging_sweeping(
-                container.blob_store,
-                container.clock,
-                older_than_s=settings.staging_ttl_s,
-                interval_s=settings.job_sweep_interval_s,
-            ),
-        ):
+        async with api_process_sweeps(container):
             with suppress(_Stopped):
                 await server.serve(sockets=[listener])
     finally:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import structlog
@@ -24,6 +25,9 @@ from domain.ports.services import Clock
 from domain.services.job_runner import JobRunner, JobRunnerSettings
 from domain.services.staging import sweep_staging
 from entrypoints.settings import Settings
+
+if TYPE_CHECKING:  # bootstrap builds the job queue from this module
+    from entrypoints.bootstrap import Container
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +128,27 @@ async def _sweep(runner: JobRunner, requeue_queued_after_s: float | None) -> Non
         return
     if sent:
         log.info("job recovery sweep queued jobs again", count=sent)
+
+
+@contextlib.asynccontextmanager
+async def api_process_sweeps(container: Container) -> AsyncIterator[None]:
+    """What every API process runs beside serving, while the block runs: the job recovery
+    sweep and the sweep of abandoned staged uploads."""
+    settings = container.settings
+    async with (
+        sweeping(
+            container.job_queue.runner,
+            interval_s=settings.job_sweep_interval_s,
+            requeue_queued_at_start=container.job_queue.in_process is not None,
+        ),
+        staging_sweeping(
+            container.blob_store,
+            container.clock,
+            older_than_s=settings.staging_ttl_s,
+            interval_s=settings.job_sweep_interval_s,
+        ),
+    ):
+        yield
 
 
 @contextlib.asynccontextmanager

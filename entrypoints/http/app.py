@@ -29,7 +29,7 @@ from entrypoints.http.observability import HttpMetrics, RequestContextMiddleware
 from entrypoints.http.openapi import openapi_document
 from entrypoints.http.problems import exception_handlers, problem_details_plugin
 from entrypoints.http.websockets import WEBSOCKET_HANDLERS
-from entrypoints.jobs import staging_sweeping, sweeping
+from entrypoints.jobs import api_process_sweeps
 from entrypoints.logging import configure_logging
 from entrypoints.settings import Settings
 
@@ -63,19 +63,7 @@ def create_app_from_env() -> Litestar:
         container = await bootstrap(settings)
         app.state[CONTAINER_STATE_KEY] = container
         try:
-            async with (
-                sweeping(
-                    container.job_queue.runner,
-                    interval_s=settings.job_sweep_interval_s,
-                    requeue_queued_at_start=container.job_queue.in_process is not None,
-                ),
-                staging_sweeping(
-                    container.blob_store,
-                    container.clock,
-                    older_than_s=settings.staging_ttl_s,
-                    interval_s=settings.job_sweep_interval_s,
-                ),
-            ):
+            async with api_process_sweeps(container):
                 yield
         finally:
             await container.aclose()

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import msgspec
 import uvicorn
@@ -35,6 +36,14 @@ from entrypoints.bootstrap import bootstrap, ensure_private_dir
 from entrypoints.settings import CONFIG_VARIABLE, ENV_PREFIX, Settings
 
 APP_FACTORY = "entrypoints.http.app:create_app_from_env"
+SERVER_OPTIONS: dict[str, Any] = {
+    "log_config": None,  # our structlog set-up stays in charge
+    "access_log": False,  # entrypoints.http.observability logs each request, without tokens
+    "server_header": False,
+    "lifespan": "on",
+    "timeout_graceful_shutdown": 30,
+}
+"""uvicorn options of every API process, one or several."""
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -67,16 +76,7 @@ def serve_processes(
         password = asyncio.run(_prepare(shared, create_admin=settings.database_url is None))
         announce(password)
         _export(shared, config_file)
-        config = uvicorn.Config(
-            APP_FACTORY,
-            factory=True,
-            workers=workers,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            lifespan="on",
-            timeout_graceful_shutdown=30,
-        )
+        config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **SERVER_OPTIONS)
         # the supervisor installs its own signal handlers and returns once it stopped the
         # children; the embedded database stops after that, when ``resources`` closes
         Multiprocess(config, sockets=[listener]).run()

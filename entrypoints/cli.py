@@ -30,7 +30,7 @@ from domain.identity import SYSTEM_PRINCIPAL
 from domain.services.models import ModelCatalogue
 from domain.studies import Modality, Sex, Urgency
 from entrypoints import ingest as ingest_client
-from entrypoints.api_processes import serve_processes
+from entrypoints.api_processes import SERVER_OPTIONS, serve_processes
 from entrypoints.bootstrap import (
     BUNDLED_MODELS_DIR,
     bootstrap,
@@ -447,14 +447,7 @@ async def _serve(settings: Settings, listener: socket.socket, *, first_start: bo
             _print_admin_password(await container.services.users.ensure_initial_admin())
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(container),
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-                access_log=False,
-                server_header=False,
-                lifespan="on",
-                timeout_graceful_shutdown=30,
+                create_app(container), host=settings.host, port=settings.port, **SERVER_OPTIONS
             )
         )
         async with api_process_sweeps(container):

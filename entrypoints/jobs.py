@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import structlog
@@ -111,13 +111,8 @@ async def sweeping(
             await asyncio.sleep(interval_s)
             await _sweep(runner, None)
 
-    task = asyncio.create_task(periodically(), name="job-recovery-sweep")
-    try:
+    async with _in_background(periodically(), name="job-recovery-sweep"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _sweep(runner: JobRunner, requeue_queued_after_s: float | None) -> None:
@@ -167,7 +162,14 @@ async def staging_sweeping(
             await sweep_staging_once(blobs, clock.now(), older_than_s=older_than_s)
             await asyncio.sleep(interval_s)
 
-    task = asyncio.create_task(periodically(), name="staging-sweep")
+    async with _in_background(periodically(), name="staging-sweep"):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _in_background(work: Coroutine[Any, Any, None], *, name: str) -> AsyncIterator[None]:
+    """Run ``work`` as a task while the block runs; cancel it (and wait for it) after."""
+    task = asyncio.create_task(work, name=name)
     try:
         yield
     finally:

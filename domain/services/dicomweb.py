@@ -3,7 +3,9 @@
 Searches and metadata are answered from the database (rows and the headers stored at ingest);
 only retrieving files, frames and renderings reads storage. A principal with a centre sees that
 centre only; an admin (no centre) sees every centre. What another centre holds is never found:
-an empty search, a 404 on retrieve. STOW-RS stores through
+an empty search, a 404 on retrieve. UIDs are unique per centre only, so two centres may each
+hold a copy of one study: a search lists both, but a retrieve must name one (an admin's
+``centre_id``) rather than merge them. STOW-RS stores through
 :class:`~domain.services.ingest.IngestService`; :func:`store_response` builds its answer.
 
 Audit: one record per request (``study.list``/``series.list``/``instance.list`` for searches,
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 import msgspec
 
 from domain.dicomweb.json import (
+    PIXEL_DATA_TAG,
     DicomJson,
     Urls,
     instance_header_tags,
@@ -28,7 +31,7 @@ from domain.dicomweb.json import (
     study_result,
 )
 from domain.dicomweb.query import ParsedQuery, QidoLevel, QidoRequest, page_size, parse
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 from domain.identity import Principal
 from domain.ports.blobs import BlobStore
 from domain.ports.dicomweb import DicomQuery, InstanceMatch
@@ -151,19 +154,27 @@ class DicomWebService:
         sop_uid: str | None = None,
         *,
         purpose: str,
+        centre_id: Id | None = None,
     ) -> list[InstanceMatch]:
-        """Every instance a WADO-RS path names, in series then instance order.
+        """Every instance a WADO-RS path names, in series then instance order, all of one
+        centre.
 
         ``purpose`` (``file``, ``metadata``, ``frames``, ``rendered``) goes to the audit trail.
+        ``centre_id`` picks the centre whose copy is read: an admin's choice; anyone else may
+        name only their own centre.
 
         Raises:
-            NotFound: nothing the caller may see has these UIDs.
+            NotFound: nothing the caller may see has these UIDs, or a non-admin named another
+                centre (answered exactly as an unknown UID, so it tells nothing of that centre).
+            Conflict: an admin named no centre and more than one centre holds these UIDs.
             PermissionDenied: an API key without ``studies:read``.
         """
         require_study_reader(principal)
+        if centre_id is not None and not principal.can_see_centre(centre_id):
+            raise _not_found(study_uid, series_uid, sop_uid)
         found: list[InstanceMatch] = []
         query = DicomQuery(
-            centre_id=scoped_centre(principal, None),
+            centre_id=scoped_centre(principal, centre_id),
             study_instance_uids=(study_uid,),
             series_instance_uids=() if series_uid is None else (series_uid,),
             sop_instance_uids=() if sop_uid is None else (sop_uid,),
@@ -177,6 +188,9 @@ class DicomWebService:
         if not found:
             raise _not_found(study_uid, series_uid, sop_uid)
         scope = Scope.INSTANCE if sop_uid else Scope.SERIES if series_uid else Scope.STUDY
+        centres = sorted({m.instance.centre_id for m in found})
+        if len(centres) > 1:  # nothing was read, so nothing is audited
+            raise _held_by_several(scope, (study_uid, series_uid, sop_uid), centres)
         resource, resource_id = _audited(scope, found)
         await self._auditor.record(
             principal,
@@ -195,15 +209,33 @@ class DicomWebService:
         study_uid: str,
         series_uid: str | None = None,
         sop_uid: str | None = None,
+        *,
+        centre_id: Id | None = None,
     ) -> list[DicomJson]:
-        """The stored headers of the instances a path names, as WADO-RS metadata."""
-        found = await self.instances(principal, study_uid, series_uid, sop_uid, purpose="metadata")
+        """The stored headers of the instances a path names, as WADO-RS metadata (of one
+        centre's copy, as :meth:`instances` picks it)."""
+        found = await self.instances(
+            principal, study_uid, series_uid, sop_uid, purpose="metadata", centre_id=centre_id
+        )
         urls = Urls(root)
-        return [metadata(m, urls) for m in found]
+        headers = [metadata(m, urls) for m in found]
+        if centre_id is None:
+            return headers
+        return [_bulk_data_of(h, centre_id) for h in headers]
 
     async def read_file(self, instance: Instance) -> bytes:
         """The stored file of an instance the caller was already allowed to read."""
         return await self._blobs.get(instance.storage_key)
+
+
+def _bulk_data_of(header: DicomJson, centre_id: Id) -> DicomJson:
+    """``header`` with its BulkDataURI naming ``centre_id`` too, so that following it reads the
+    same centre's copy (an admin would otherwise get a 409 where several centres hold it)."""
+    pixel = header.get(PIXEL_DATA_TAG)
+    if isinstance(pixel, dict) and "BulkDataURI" in pixel:
+        uri = f"{pixel['BulkDataURI']}?centre_id={centre_id}"
+        return {**header, PIXEL_DATA_TAG: {**pixel, "BulkDataURI": uri}}
+    return header
 
 
 def _known_total(page: Page, found: int) -> int | None:
@@ -220,6 +252,18 @@ def _not_found(study_uid: str, series_uid: str | None, sop_uid: str | None) -> N
     if series_uid is not None:
         return NotFound("series", series_uid)
     return NotFound("study", study_uid)
+
+
+def _held_by_several(
+    scope: Scope, uids: tuple[str, str | None, str | None], centres: Sequence[Id]
+) -> Conflict:
+    """Only an admin who named no centre gets here: the centre ids are theirs to see."""
+    uid = uids[scope - 1]
+    held_by = ", ".join(str(c) for c in centres)
+    return Conflict(
+        f"{scope.name.lower()} {uid} is held by {len(centres)} centres ({held_by}); "
+        "name one with ?centre_id="
+    )
 
 
 def _audited(scope: Scope, found: Sequence[InstanceMatch]) -> tuple[str, Id]:

@@ -478,6 +478,12 @@ def wado(a: Ids, suffix: str = "", *, series: bool = True, instance: bool = True
     return url + suffix
 
 
+def wado_reads(a: Ids, url: str) -> list[Call]:
+    """A WADO-RS read of A's UIDs, plainly and naming A's centre (``?centre_id=``, which
+    only admins may point elsewhere)."""
+    return [get(url), get(url, centre_id=a.centre)]
+
+
 def fresh_dicom() -> bytes:
     return with_patient(synthetic_ct_series(slices=1).files, *PATIENT_B)[0]
 
@@ -776,30 +782,34 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/dicomweb/studies/{study:str}/series/{series:str}/instances"): listed(lambda a, own: [
         get(wado(a, "/instances", instance=False)),
     ]),
-    ("GET", "/dicomweb/studies/{study:str}"): named(lambda a, own: [
-        get(wado(a, series=False))
-    ]),
-    ("GET", "/dicomweb/studies/{study:str}/metadata"): named(lambda a, own: [
-        get(wado(a, "/metadata", series=False))
-    ]),
-    ("GET", "/dicomweb/studies/{study:str}/series/{series:str}"): named(lambda a, own: [
-        get(wado(a, instance=False))
-    ]),
-    ("GET", "/dicomweb/studies/{study:str}/series/{series:str}/metadata"): named(lambda a, own: [
-        get(wado(a, "/metadata", instance=False))
-    ]),
-    ("GET", WADO_INSTANCE): named(lambda a, own: [get(wado(a))]),
-    ("GET", f"{WADO_INSTANCE}/metadata"): named(lambda a, own: [get(wado(a, "/metadata"))]),
-    ("GET", f"{WADO_INSTANCE}/rendered"): named(lambda a, own: [get(wado(a, "/rendered"))]),
-    ("GET", f"{WADO_INSTANCE}/frames/{{frames:str}}"): named(lambda a, own: [
-        get(wado(a, "/frames/1"))
-    ]),
-    ("GET", f"{WADO_INSTANCE}/frames/{{frames:str}}/rendered"): named(lambda a, own: [
-        get(wado(a, "/frames/1/rendered"))
-    ]),
-    ("GET", f"{WADO_INSTANCE}/bulkdata/{{tag:str}}"): named(lambda a, own: [
-        get(wado(a, f"/bulkdata/{PIXEL_DATA}"))
-    ]),
+    ("GET", "/dicomweb/studies/{study:str}"): named(lambda a, own: wado_reads(
+        a, wado(a, series=False)
+    )),
+    ("GET", "/dicomweb/studies/{study:str}/metadata"): named(lambda a, own: wado_reads(
+        a, wado(a, "/metadata", series=False)
+    )),
+    ("GET", "/dicomweb/studies/{study:str}/series/{series:str}"): named(lambda a, own: wado_reads(
+        a, wado(a, instance=False)
+    )),
+    ("GET", "/dicomweb/studies/{study:str}/series/{series:str}/metadata"): named(
+        lambda a, own: wado_reads(a, wado(a, "/metadata", instance=False))
+    ),
+    ("GET", WADO_INSTANCE): named(lambda a, own: wado_reads(a, wado(a))),
+    ("GET", f"{WADO_INSTANCE}/metadata"): named(lambda a, own: wado_reads(
+        a, wado(a, "/metadata")
+    )),
+    ("GET", f"{WADO_INSTANCE}/rendered"): named(lambda a, own: wado_reads(
+        a, wado(a, "/rendered")
+    )),
+    ("GET", f"{WADO_INSTANCE}/frames/{{frames:str}}"): named(lambda a, own: wado_reads(
+        a, wado(a, "/frames/1")
+    )),
+    ("GET", f"{WADO_INSTANCE}/frames/{{frames:str}}/rendered"): named(lambda a, own: wado_reads(
+        a, wado(a, "/frames/1/rendered")
+    )),
+    ("GET", f"{WADO_INSTANCE}/bulkdata/{{tag:str}}"): named(lambda a, own: wado_reads(
+        a, wado(a, f"/bulkdata/{PIXEL_DATA}")
+    )),
     ("POST", "/dicomweb/studies"): named(lambda a, own: [
         stow("/dicomweb/studies", own.centre)
     ], refused_anywhere=True),

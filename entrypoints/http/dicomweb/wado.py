@@ -3,6 +3,10 @@
 Instances are streamed one file at a time, byte for byte as stored unless the client asks for
 a transfer syntax they are not in (Explicit VR Little Endian is then made by re-encoding).
 Metadata comes from the database. Frames and renderings read the one file they need.
+
+Every route takes ``?centre_id=``: UIDs are unique per centre only, so an admin names whose
+copy of a study held by several centres to read (409 otherwise); anyone else reads their own
+centre's, and naming another centre is answered as an unknown UID (404).
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from adapters.dicom.frames import frames as cut_frames
@@ -53,6 +58,14 @@ INSTANCE_PATH = "/studies/{study:str}/series/{series:str}/instances/{instance:st
 PREFETCH_BYTES = 32 * 1024 * 1024
 """Stored files read ahead of the one being sent in a study or series retrieve."""
 MAX_FRAMES_PER_REQUEST = 10_000
+
+CentreChoice = Annotated[
+    UUID | None,
+    QueryParameter(
+        description="Whose copy to read when several centres hold these UIDs (admins; "
+        "others may name only their own centre)"
+    ),
+]
 
 
 def frame_numbers(text: str) -> list[int]:
@@ -97,11 +110,15 @@ class WadoController(Controller):
         study: str,
         series: str | None = None,
         instance: str | None = None,
+        *,
+        centre_id: UUID | None,
     ) -> Stream:
         accept = request.headers.get("accept")
         syntax = dicom_transfer_syntax(accept)
         service = container.services.dicomweb
-        found = await service.instances(principal, study, series, instance, purpose="file")
+        found = await service.instances(
+            principal, study, series, instance, purpose="file", centre_id=centre_id
+        )
         dicom = [m for m in found if m.instance.content_type == DICOM]
         if not dicom:
             raise not_acceptable("images that were not stored as DICOM", accept)
@@ -133,8 +150,9 @@ class WadoController(Controller):
         principal: NamedDependency[Principal],
         request: Request[Any, Any, Any],
         study: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Stream:
-        return await self._retrieve(container, principal, request, study)
+        return await self._retrieve(container, principal, request, study, centre_id=centre_id)
 
     @get(
         "/studies/{study:str}/series/{series:str}",
@@ -148,8 +166,11 @@ class WadoController(Controller):
         request: Request[Any, Any, Any],
         study: FromPath[str],
         series: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Stream:
-        return await self._retrieve(container, principal, request, study, series)
+        return await self._retrieve(
+            container, principal, request, study, series, centre_id=centre_id
+        )
 
     @get(INSTANCE_PATH, operation_id="wadoInstance", summary="WADO-RS: one instance")
     async def instance(
@@ -160,8 +181,11 @@ class WadoController(Controller):
         study: FromPath[str],
         series: FromPath[str],
         instance: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Stream:
-        return await self._retrieve(container, principal, request, study, series, instance)
+        return await self._retrieve(
+            container, principal, request, study, series, instance, centre_id=centre_id
+        )
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -173,10 +197,17 @@ class WadoController(Controller):
         study: str,
         series: str | None = None,
         instance: str | None = None,
+        *,
+        centre_id: UUID | None,
     ) -> Response[bytes]:
         json_accepted(request.headers.get("accept"), "metadata")
         found = await container.services.dicomweb.metadata(
-            principal, dicomweb_root(container, request), study, series, instance
+            principal,
+            dicomweb_root(container, request),
+            study,
+            series,
+            instance,
+            centre_id=centre_id,
         )
         return Response(msgspec.json.encode(found), media_type=DICOM_JSON)
 
@@ -191,8 +222,9 @@ class WadoController(Controller):
         principal: NamedDependency[Principal],
         request: Request[Any, Any, Any],
         study: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Response[bytes]:
-        return await self._metadata(container, principal, request, study)
+        return await self._metadata(container, principal, request, study, centre_id=centre_id)
 
     @get(
         "/studies/{study:str}/series/{series:str}/metadata",
@@ -206,8 +238,11 @@ class WadoController(Controller):
         request: Request[Any, Any, Any],
         study: FromPath[str],
         series: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Response[bytes]:
-        return await self._metadata(container, principal, request, study, series)
+        return await self._metadata(
+            container, principal, request, study, series, centre_id=centre_id
+        )
 
     @get(
         INSTANCE_PATH + "/metadata",
@@ -222,8 +257,11 @@ class WadoController(Controller):
         study: FromPath[str],
         series: FromPath[str],
         instance: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Response[bytes]:
-        return await self._metadata(container, principal, request, study, series, instance)
+        return await self._metadata(
+            container, principal, request, study, series, instance, centre_id=centre_id
+        )
 
     # -- frames and bulk data ------------------------------------------------------------
 
@@ -235,9 +273,11 @@ class WadoController(Controller):
         ids: tuple[str, str, str],
         numbers: list[int] | None,
         purpose: str,
+        *,
+        centre_id: UUID | None,
     ) -> Response[bytes]:
         service = container.services.dicomweb
-        match = _one(await service.instances(principal, *ids, purpose=purpose))
+        match = _one(await service.instances(principal, *ids, purpose=purpose, centre_id=centre_id))
         if match.instance.content_type != DICOM:
             raise NotFound("frames of a DICOM instance", ids[2])
         choice = frame_choice(request.headers.get("accept"), match.instance.transfer_syntax_uid)
@@ -267,10 +307,17 @@ class WadoController(Controller):
         series: FromPath[str],
         instance: FromPath[str],
         frames: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Response[bytes]:
         numbers = frame_numbers(frames)
         return await self._frames(
-            container, principal, request, (study, series, instance), numbers, "frames"
+            container,
+            principal,
+            request,
+            (study, series, instance),
+            numbers,
+            "frames",
+            centre_id=centre_id,
         )
 
     @get(
@@ -287,11 +334,18 @@ class WadoController(Controller):
         series: FromPath[str],
         instance: FromPath[str],
         tag: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Response[bytes]:
         if tag.upper() != PIXEL_DATA_TAG:
             raise NotFound("bulk data", tag[:20])
         return await self._frames(
-            container, principal, request, (study, series, instance), None, "bulkdata"
+            container,
+            principal,
+            request,
+            (study, series, instance),
+            None,
+            "bulkdata",
+            centre_id=centre_id,
         )
 
     # -- renderings ----------------------------------------------------------------------
@@ -303,11 +357,15 @@ class WadoController(Controller):
         request: Request[Any, Any, Any],
         ids: tuple[str, str, str],
         frame: int,
+        *,
+        centre_id: UUID | None,
     ) -> Response[bytes]:
         chosen = rendered_format(request.headers.get("accept"))
         window = window_of(request.query_params.get("window"))
         service = container.services.dicomweb
-        match = _one(await service.instances(principal, *ids, purpose="rendered"))
+        match = _one(
+            await service.instances(principal, *ids, purpose="rendered", centre_id=centre_id)
+        )
         data = await service.read_file(match.instance)
         picture = await asyncio.to_thread(
             render_instance, data, match.instance, frame=frame, window=window, format=chosen
@@ -327,8 +385,10 @@ class WadoController(Controller):
         study: FromPath[str],
         series: FromPath[str],
         instance: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Response[bytes]:
-        return await self._rendered(container, principal, request, (study, series, instance), 1)
+        ids = (study, series, instance)
+        return await self._rendered(container, principal, request, ids, 1, centre_id=centre_id)
 
     @get(
         INSTANCE_PATH + "/frames/{frames:str}/rendered",
@@ -344,12 +404,15 @@ class WadoController(Controller):
         series: FromPath[str],
         instance: FromPath[str],
         frames: FromPath[str],
+        centre_id: CentreChoice = None,
     ) -> Response[bytes]:
         numbers = frame_numbers(frames)
         if len(numbers) != 1:
             raise HTTPException(status_code=400, detail="render one frame at a time")
         ids = (study, series, instance)
-        return await self._rendered(container, principal, request, ids, numbers[0])
+        return await self._rendered(
+            container, principal, request, ids, numbers[0], centre_id=centre_id
+        )
 
 
 async def prefetched(

@@ -105,8 +105,9 @@ class Client:
         assert key.status_code == 201, key.text
         return cls(base_url=f"{server.base_url}/api/v1", headers={"X-API-Key": key.json()["key"]})
 
-    def upload_series(self) -> str:
-        files = synthetic_ct_series(slices=16, rows=48, columns=48).files
+    def upload_series(self, **geometry: Any) -> str:
+        """A synthetic CT series: small by default, ``geometry`` as ``synthetic_ct_series``."""
+        files = synthetic_ct_series(**{"slices": 16, "rows": 48, "columns": 48, **geometry}).files
         response = httpx.post(
             f"{self.base_url}/studies",
             headers=self.headers,

@@ -79,16 +79,19 @@ class JobQueue:
 
     async def aclose(self, *, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         """Stop taking jobs; running in-process jobs get ``grace_s`` to finish, then go back
-        to the queue at their next progress report (what is still running after another
-        ``grace_s`` is cancelled; its lease expires and the next sweep queues it again)."""
+        to the queue at their next progress report; what has made no report after another
+        ``grace_s`` is stopped and handed back (the attempt not counted either way)."""
         runner = self._runner
         if self.in_process is not None:
             if runner is not None:
                 runner.stop_claiming()  # the next start's sweep queues waiting jobs again
-            closing = asyncio.create_task(self.in_process.aclose(timeout_s=2 * grace_s))
+            closing = asyncio.create_task(self.in_process.aclose(timeout_s=3 * grace_s))
             done, _ = await asyncio.wait({closing}, timeout=grace_s)
             if not done and runner is not None:
                 runner.begin_shutdown()
+                done, _ = await asyncio.wait({closing}, timeout=grace_s)
+                if not done:
+                    await runner.hand_back_running(timeout_s=grace_s)
             await closing
         if self.dramatiq is not None:
             await self.dramatiq.aclose()

@@ -8,9 +8,10 @@ recovery sweep runs at start and every ``job_sweep_interval_s``.
 
 SIGTERM (or Ctrl-C) stops a process gracefully: it takes no new messages (prefetched ones go
 back to the broker), running jobs get ``grace_s`` to finish, and a job still running then goes
-back to the queue at its next progress report. A process killed outright (SIGKILL, a lost
-machine) leaves its job ``running`` until the lease expires; then any other worker's sweep
-queues it again.
+back to the queue at its next progress report (one that makes no report within another
+2 x ``grace_s`` is stopped and handed back then, its attempt not counted either). A process
+killed outright (SIGKILL, a lost machine) leaves its job ``running`` until the lease expires;
+then any other worker's sweep queues it again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from types import FrameType
@@ -153,8 +155,15 @@ def worker_process(settings: Settings, *, threads: int, grace_s: float) -> int:
         stopper.start()
         stopper.join(grace_s)
         if stopper.is_alive():
-            runner.begin_shutdown()  # what still runs goes back to the queue
+            runner.begin_shutdown()  # what still runs goes back at its next progress report
             stopper.join(2 * grace_s)
+        if stopper.is_alive():
+            # a job with no progress report since: stopped and handed back now, its attempt
+            # not counted (it would otherwise wait for its lease and count as another one)
+            started = time.monotonic()
+            call(runner.hand_back_running(timeout_s=grace_s + 2))
+            log.info("running jobs handed back", seconds=round(time.monotonic() - started, 2))
+            stopper.join(grace_s)
         log.info("worker stopped", pid=os.getpid())
         return 0
     finally:

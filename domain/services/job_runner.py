@@ -114,6 +114,11 @@ class JobRunner:
         self._settings = settings or JobRunnerSettings()
         self._claiming = True
         self._stopping = False
+        self._running: dict[Id, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        """The handler task of each job this runner is running, and what is set once the
+        run's outcome is stored."""
+        self._handed_back: set[Id] = set()
+        """Jobs whose handler :meth:`hand_back_running` cancelled."""
 
     @property
     def settings(self) -> JobRunnerSettings:
@@ -129,6 +134,27 @@ class JobRunner:
         self._claiming = False
         self._stopping = True
 
+    async def hand_back_running(self, *, timeout_s: float = 30.0) -> None:
+        """The last step of a shutdown: what still runs (a job that made no progress report
+        since :meth:`begin_shutdown`) is stopped and goes back to the queue, its attempt not
+        counted, instead of staying ``running`` until its lease expires and the sweep counts
+        the rerun as another attempt. Returns once those jobs are back on the queue, or after
+        ``timeout_s``.
+
+        A handler's work in another thread cannot be stopped; it goes on until the process
+        exits, and nothing it would still write is stored (the job is no longer its run's).
+        """
+        self.begin_shutdown()
+        settled = []
+        for job_id, (work, done) in list(self._running.items()):
+            self._handed_back.add(job_id)
+            work.cancel()
+            settled.append(asyncio.ensure_future(done.wait()))
+        if settled:
+            await asyncio.wait(settled, timeout=timeout_s)
+            for waiting in settled:
+                waiting.cancel()
+
     async def run(self, job_id: Id) -> RunOutcome:
         """Run job ``job_id`` if it is queued; returns once its outcome is committed."""
         if not self._claiming:
@@ -137,6 +163,16 @@ class JobRunner:
         if job is None:
             return RunOutcome.SKIPPED
         work = asyncio.create_task(self._handler(job, self._reporter(job)))
+        done = asyncio.Event()
+        self._running[job.id] = (work, done)
+        try:
+            return await self._run(job, work)
+        finally:
+            del self._running[job.id]
+            self._handed_back.discard(job.id)
+            done.set()
+
+    async def _run(self, job: Job, work: asyncio.Task[None]) -> RunOutcome:
         heartbeat = asyncio.create_task(self._heartbeat(job, work))
         try:
             try:
@@ -283,7 +319,9 @@ class JobRunner:
             return RunOutcome.CANCELLED
         if isinstance(err, LeaseLost):
             return RunOutcome.LOST
-        if isinstance(err, asyncio.CancelledError):
+        if isinstance(err, asyncio.CancelledError) and mine.id in self._handed_back:
+            err = _HandBack("the worker is shutting down")
+        elif isinstance(err, asyncio.CancelledError):
             # the heartbeat stopped it: cancelled or taken over; the stored state says which
             async with self._uow() as uow:
                 job = await uow.jobs.get(mine.id)

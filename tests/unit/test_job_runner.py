@@ -515,6 +515,44 @@ async def test_a_shutting_down_worker_hands_its_job_back_without_using_an_attemp
     assert await runner.run(job.id) is RunOutcome.SKIPPED  # no new claims while stopping
 
 
+async def test_a_job_with_no_progress_report_after_the_grace_is_handed_back_at_once(
+    world: World,
+) -> None:
+    job = await world.submit()
+    started = asyncio.Event()
+
+    async def silent(job: Job, progress: ProgressReporter) -> None:
+        await progress(JobStage.LOADING, 0.1)
+        started.set()
+        await asyncio.Event().wait()  # one long step: no report would come for a while
+
+    runner = world.runner(silent)
+    world.queue.sent.clear()
+    running = asyncio.create_task(runner.run(job.id))
+    await asyncio.wait_for(started.wait(), timeout=5)
+
+    runner.begin_shutdown()
+    await asyncio.sleep(0.05)
+    assert not running.done()  # the hand-back at the next report never comes
+    await asyncio.wait_for(runner.hand_back_running(timeout_s=5), timeout=10)
+
+    assert running.done() and running.result() is RunOutcome.HANDED_BACK
+    back = await world.job(job.id)
+    assert (back.status, back.attempts) == (JobStatus.QUEUED, 0)
+    assert world.queue.sent == [(job.id, 0.0)]
+
+
+async def test_a_heartbeat_cancelled_handler_is_not_taken_for_a_hand_back(world: World) -> None:
+    job = await world.submit()
+
+    async def cancelled_elsewhere(job: Job, progress: ProgressReporter) -> None:
+        await world.jobs.cancel(world.technician, job.id)
+        raise asyncio.CancelledError
+
+    assert await world.runner(cancelled_elsewhere).run(job.id) is RunOutcome.CANCELLED
+    assert (await world.job(job.id)).status is JobStatus.CANCELLED
+
+
 async def test_a_cancelled_error_raised_by_a_handler_itself_ends_the_run_cancelled(
     world: World,
 ) -> None:

@@ -117,6 +117,8 @@ class PostgresDatabase:
         """A small pool whose statements commit without waiting for the WAL flush, for
         counters a crash may lose (rate limits): one round trip a statement, where
         ``SET LOCAL synchronous_commit`` needs a transaction around it (four)."""
+        if self._counters is not None:  # every rate-limited request comes here
+            return self._counters
         async with self._counters_lock:
             if self._counters is None:
                 try:

@@ -163,14 +163,14 @@ def _keep(
 
 def form_operation(form: type[Any]) -> type[Operation]:
     """An ``operation_class`` for a route that reads ``form`` with :func:`read_form`: its
-    request body is documented as it would be were ``form`` a ``data`` parameter."""
-    schema = form_schema(form)
+    request body is documented as it would be were ``form`` a ``data`` parameter (built when
+    the OpenAPI document is, not when the route is declared)."""
 
     @dataclass
     class FormOperation(Operation):
         def __post_init__(self) -> None:
             self.request_body = RequestBody(
-                required=True, content={FORM_DATA: OpenAPIMediaType(schema=schema)}
+                required=True, content={FORM_DATA: OpenAPIMediaType(schema=form_schema(form))}
             )
 
     FormOperation.__name__ = f"{form.__name__}Operation"

@@ -230,20 +230,52 @@ def list_models(options: _Options, as_json: bool) -> None:
         click.echo(f"refused {problem.directory}: {problem.reason}", err=True)
 
 
+def _client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of the commands that talk to a running server: where, and as whom."""
+    for option in reversed(
+        (
+            click.option(
+                "--url",
+                envvar="HOUNSFIELD_URL",
+                default=ingest_client.DEFAULT_URL,
+                show_default=True,
+                help="The server (also $HOUNSFIELD_URL); start one with `just serve`.",
+            ),
+            click.option(
+                "--api-key",
+                envvar="HOUNSFIELD_API_KEY",
+                help="An hf_... key (or $HOUNSFIELD_API_KEY).",
+            ),
+            click.option(
+                "--username",
+                help="Sign in as this user instead of using an API key (e.g. the admin"
+                " `just serve` printed).",
+            ),
+            click.option(
+                "--password-stdin", is_flag=True, help="Read the password from standard input."
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _credentials(
+    api_key: str | None, username: str | None, password_stdin: bool
+) -> ingest_client.Credentials:
+    """An API key, or a user whose password comes from stdin or a prompt."""
+    password = None
+    if username and not api_key:
+        if password_stdin:
+            password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        else:
+            password = click.prompt("Password", hide_input=True)
+    return ingest_client.Credentials(api_key=api_key, username=username, password=password)
+
+
 @cli.command("ingest")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--url",
-    envvar="HOUNSFIELD_URL",
-    default=ingest_client.DEFAULT_URL,
-    show_default=True,
-    help="The server (also $HOUNSFIELD_URL).",
-)
-@click.option(
-    "--api-key", envvar="HOUNSFIELD_API_KEY", help="An hf_... key (or $HOUNSFIELD_API_KEY)."
-)
-@click.option("--username", help="Sign in as this user instead of using an API key.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@_client_options
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option(
     "--batch-size",
@@ -282,18 +314,10 @@ def ingest(
                 study_fields["modality"] = Modality.parse(study_fields["modality"]).value
             except ValueError as err:
                 raise click.BadParameter(str(err), param_hint="--modality") from None
-        password = None
-        if username and not api_key:
-            if password_stdin:
-                password = click.get_text_stream("stdin").readline().rstrip("\r\n")
-            else:
-                password = click.prompt("Password", hide_input=True)
         ok = ingest_client.run_ingest(
             directory,
             url=url,
-            credentials=ingest_client.Credentials(
-                api_key=api_key, username=username, password=password
-            ),
+            credentials=_credentials(api_key, username, password_stdin),
             fields=ingest_client.StudyFields(**study_fields),
             concurrency=concurrency,
             batch_size=batch_size,
@@ -304,18 +328,7 @@ def ingest(
 
 
 @cli.command("demo")
-@click.option(
-    "--url",
-    envvar="HOUNSFIELD_URL",
-    default=ingest_client.DEFAULT_URL,
-    show_default=True,
-    help="The server (also $HOUNSFIELD_URL); start one with `just serve`.",
-)
-@click.option(
-    "--api-key", envvar="HOUNSFIELD_API_KEY", help="An hf_... key (or $HOUNSFIELD_API_KEY)."
-)
-@click.option("--username", help="Sign in as this user (e.g. the admin `just serve` printed).")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@_client_options
 @click.option("--seed", type=int, default=7, show_default=True, help="Which phantom to draw.")
 def demo(
     url: str, api_key: str | None, username: str | None, password_stdin: bool, seed: int
@@ -330,15 +343,7 @@ def demo(
     from entrypoints.demo import DemoFailed, run_demo
 
     with _clean_failures():
-        password = None
-        if username and not api_key:
-            if password_stdin:
-                password = click.get_text_stream("stdin").readline().rstrip("\r\n")
-            else:
-                password = click.prompt("Password", hide_input=True)
-        credentials = ingest_client.Credentials(
-            api_key=api_key, username=username, password=password
-        )
+        credentials = _credentials(api_key, username, password_stdin)
         try:
             asyncio.run(run_demo(url, credentials, seed=seed, console=Console()))
         except DemoFailed as err:

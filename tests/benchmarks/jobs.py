@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,23 +26,22 @@ import httpx
 
 from adapters.postgres.embedded import EmbeddedPostgres
 from tests.benchmarks.processes import (
+    ADMIN_PASSWORD,
     BenchmarkError,
     Process,
     clean_environment,
-    free_port,
     hounsfield_command,
+    serve_with_admin,
     start,
 )
 from tests.benchmarks.results import Table
 from tests.fixtures.imaging import synthetic_ct_series
 from tests.fixtures.services import reachable
 
-PASSWORD = "benchmark password, not secret"
 MODEL = "demo-lesion-unet"
 REDIS_URL = os.environ.get("HOUNSFIELD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SERIES = {"slices": 16, "rows": 48, "columns": 48}
 WAIT_S = 600.0
-_ADMIN = ["--email", "bench@example.org", "--password-stdin"]
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -55,7 +53,9 @@ class Api:
     def __init__(self, base_url: str) -> None:
         self.base_url = f"{base_url}/api/v1"
         self.http = httpx.Client(base_url=self.base_url, timeout=60)
-        token = self.http.post("/auth/token", data={"username": "admin", "password": PASSWORD})
+        token = self.http.post(
+            "/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD}
+        )
         if token.status_code != 200:
             raise BenchmarkError(f"signing in failed: {token.status_code} {token.text[:200]}")
         admin = {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -175,26 +175,9 @@ def benchmark(workdir: Path, *, jobs: int = 24, samples: int = 20) -> Table:
             HOUNSFIELD_RATE_LIMIT_READS_PER_MINUTE="1000000",
             HOUNSFIELD_RATE_LIMIT_ANALYSES_PER_MINUTE="1000000",
         )
-        subprocess.run(
-            [*hounsfield_command(), "users", "create-admin", *_ADMIN],
-            input=f"{PASSWORD}\n".encode(),
-            env=env,
-            cwd=workdir,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        port = free_port()
-        serve = start(
-            "hounsfield serve",
-            [*hounsfield_command(), "serve", "--port", str(port)],
-            log=workdir / "serve.log",
-            cwd=workdir,
-            env=env,
-        )
+        serve, base_url = serve_with_admin(workdir, env)
         running.append(serve)
-        serve.wait_for(f"http://127.0.0.1:{port}/health")
-        api = Api(f"http://127.0.0.1:{port}")
+        api = Api(base_url)
         cores = len(os.sched_getaffinity(0))
         for processes in (1, 2):
             threads = max(1, cores // processes)

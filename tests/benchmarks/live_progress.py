@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,17 +31,14 @@ from domain.identity import Centre
 from domain.jobs import Job, JobStage, JobStatus
 from domain.studies import Study, new_study_code
 from tests.benchmarks.processes import (
+    ADMIN_PASSWORD,
     BenchmarkError,
     clean_environment,
-    free_port,
-    hounsfield_command,
-    start,
+    serve_with_admin,
 )
 from tests.benchmarks.results import Table
 
-PASSWORD = "benchmark password, not secret"
 WAIT_S = 10.0
-_ADMIN = ["--email", "bench@example.org", "--password-stdin"]
 GAP_S = 0.005
 """Pause between events: a worker reports progress now and then, not in a tight loop."""
 
@@ -85,7 +81,7 @@ async def _latencies(base_url: str, dsn: str, events: int) -> list[float]:
     """Seconds from the start of each ``publish`` to the websocket client's receipt."""
     async with httpx.AsyncClient(base_url=base_url, timeout=WAIT_S) as http:
         response = await http.post(
-            "/api/v1/auth/token", data={"username": "admin", "password": PASSWORD}
+            "/api/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD}
         )
     if response.status_code != 200:
         raise BenchmarkError(f"signing in failed: {response.status_code} {response.text[:200]}")
@@ -146,25 +142,7 @@ def benchmark(workdir: Path, *, events: int = 300) -> Table:
             HOUNSFIELD_DATABASE_URL=dsn,
             HOUNSFIELD_LOG_LEVEL="warning",
         )
-        subprocess.run(
-            [*hounsfield_command(), "users", "create-admin", *_ADMIN],
-            input=f"{PASSWORD}\n".encode(),
-            env=env,
-            cwd=workdir,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        port = free_port()
-        serve = start(
-            "hounsfield serve",
-            [*hounsfield_command(), "serve", "--port", str(port)],
-            log=workdir / "serve.log",
-            cwd=workdir,
-            env=env,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        serve.wait_for(f"{base_url}/health")
+        serve, base_url = serve_with_admin(workdir, env)
         seconds = asyncio.run(_latencies(base_url, dsn, events))
     finally:
         if serve is not None:

@@ -81,3 +81,38 @@ def start(name: str, command: list[str], *, log: Path, cwd: Path, env: dict[str,
             command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     return Process(name=name, process=process, log=log)
+
+
+ADMIN_PASSWORD = "benchmark password, not secret"
+"""The password of the admin :func:`serve_with_admin` creates (user name ``admin``)."""
+_ADMIN_OPTIONS = ("--email", "bench@example.org", "--password-stdin")
+
+
+def serve_with_admin(workdir: Path, env: dict[str, str]) -> tuple[Process, str]:
+    """``hounsfield serve`` on the database ``env`` names, with an ``admin`` created first
+    (``ADMIN_PASSWORD``); returns the running server and its base URL once it is healthy.
+    The caller stops it."""
+    subprocess.run(
+        [*hounsfield_command(), "users", "create-admin", *_ADMIN_OPTIONS],
+        input=f"{ADMIN_PASSWORD}\n".encode(),
+        env=env,
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    server = start(
+        "hounsfield serve",
+        [*hounsfield_command(), "serve", "--port", str(port)],
+        log=workdir / "serve.log",
+        cwd=workdir,
+        env=env,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_for(f"{base_url}/health")
+    except BaseException:
+        server.stop()
+        raise
+    return server, base_url

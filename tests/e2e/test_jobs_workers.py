@@ -261,12 +261,14 @@ def processes(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
         stop(process, timeout_s=30)
 
 
-def test_twenty_jobs_on_two_workers_survive_a_killed_worker_and_complete_once(
+def start_api(
     tmp_path: Path,
     database_url: str,
     broker_url: str,
     processes: list[subprocess.Popen[bytes]],
-) -> None:
+) -> tuple[dict[str, str], Server]:
+    """``hounsfield serve`` that only queues (jobs go to the broker, on a queue of its own)
+    with an admin, healthy; its environment serves the workers a test starts."""
     env = clean_environment(
         HOUNSFIELD_DATA_DIR=str(tmp_path / "data"),
         HOUNSFIELD_DATABASE_URL=database_url,
@@ -281,6 +283,16 @@ def test_twenty_jobs_on_two_workers_survive_a_killed_worker_and_complete_once(
     processes.append(api)
     server = Server(process=api, port=port, log=api_log)
     server.wait_healthy()
+    return env, server
+
+
+def test_twenty_jobs_on_two_workers_survive_a_killed_worker_and_complete_once(
+    tmp_path: Path,
+    database_url: str,
+    broker_url: str,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    env, server = start_api(tmp_path, database_url, broker_url, processes)
     workers = [
         Worker(
             start(["worker", "--threads", "2"], env, tmp_path, tmp_path / f"worker-{n}.log"),

@@ -13,7 +13,6 @@ import asyncio
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,16 @@ import httpx
 import pytest
 
 from tests.e2e.test_jobs_workers import (
-    FAST_JOBS,
     Client,
     Worker,
     broker_url,  # noqa: F401 (a fixture: pytest finds it by name)
-    create_admin,
     database_url,  # noqa: F401
     processes,  # noqa: F401
     results_per_job,
     start,
+    start_api,
     stop,
 )
-from tests.e2e.test_serve import Server, clean_environment, free_port
 
 pytestmark = [
     pytest.mark.postgres,
@@ -43,7 +40,8 @@ pytestmark = [
 GRACE_S = 1.0
 EXIT_SLACK_S = 10.0
 """Beyond the grace period: the hand-back waits for the job's next progress report (at most
-another 2 x grace), then the process closes its pools and broker connection."""
+another 2 x grace), then stops a job that made none (at most grace + 2 s more), then the
+process closes its pools and broker connection."""
 SERIES: dict[str, Any] = {
     "slices": 64,
     "rows": 128,
@@ -86,20 +84,7 @@ def test_sigterm_hands_a_job_outliving_the_grace_back_without_using_an_attempt(
     broker_url: str,  # noqa: F811
     processes: list[subprocess.Popen[bytes]],  # noqa: F811
 ) -> None:
-    env = clean_environment(
-        HOUNSFIELD_DATA_DIR=str(tmp_path / "data"),
-        HOUNSFIELD_DATABASE_URL=database_url,
-        HOUNSFIELD_BROKER_URL=broker_url,
-        HOUNSFIELD_JOB_QUEUE_NAME=f"e2e-shutdown-{uuid.uuid4().hex[:10]}",
-        **FAST_JOBS,
-    )
-    create_admin(env, tmp_path)
-    port = free_port()
-    api_log = tmp_path / "serve.log"
-    api = start(["serve", "--port", str(port)], env, tmp_path, api_log)
-    processes.append(api)
-    server = Server(process=api, port=port, log=api_log)
-    server.wait_healthy()
+    env, server = start_api(tmp_path, database_url, broker_url, processes)
     first = start_worker(env, tmp_path, 1)
     processes.append(first.process)
     client = Client.for_server(server)
